@@ -1,0 +1,414 @@
+"""Turn a batch of hits into raw events, visit state and rollups, in one transaction.
+
+Per batch: one SELECT for hit ids already written (a redelivered message counts once), one
+SELECT ... FOR UPDATE of the visitors' visits, one bulk INSERT of events, one upsert of the
+visits, and one additive upsert per rollup table covering every distinct key of the batch.
+
+How the numbers are kept (all in the site's time zone):
+- A visit is a visitor's run of hits with less than VISIT_TIMEOUT_MINUTES between them.
+  Its visits / bounces / duration, and its visit-level dimensions (entry page, source, UTM,
+  browser, OS, device, country) count on the local day and hour it started. Because a later
+  hit can turn a bounce into a non-bounce or lengthen it, each touched visit's contribution
+  is computed before and after the batch and only the difference is added.
+- Pageviews and events count at their own time.
+- "Unique visitors" of a day, an hour, a page, an event or a dimension value are exact: each
+  visit keeps hashes of what it already counted (`seen`) and a visitor's visits that day are
+  consulted before counting them again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Visit
+from collector.payload import ENGAGEMENT
+from collector.rollups import upsert_add
+
+log = logging.getLogger(__name__)
+
+HOURLY_KEY = ("site_id", "day", "hour")
+HOURLY_ADD = ("visitors", "new_visitors", "visits", "pageviews", "bounces", "duration", "events")
+DAILY_KEY = ("site_id", "dim", "day", "value_hash")
+DAILY_ADD = (
+    "visitors",
+    "visits",
+    "pageviews",
+    "bounces",
+    "duration",
+    "events",
+    "value_sum",
+    "engaged_ms",
+    "engagements",
+    "scroll_sum",
+)
+# Visit-level dimensions and the Visit field holding each. Empty values of the optional ones
+# (referrer, UTM) are not rolled up; an empty source is "Direct / None" and is.
+VISIT_DIMS: tuple[tuple[str, str, bool], ...] = (
+    (Dimension.ENTRY_PAGE, "entry_path", True),
+    (Dimension.SOURCE, "referrer_source", True),
+    (Dimension.REFERRER, "referrer", False),
+    (Dimension.UTM_SOURCE, "utm_source", False),
+    (Dimension.UTM_MEDIUM, "utm_medium", False),
+    (Dimension.UTM_CAMPAIGN, "utm_campaign", False),
+    (Dimension.BROWSER, "browser", True),
+    (Dimension.OS, "os", True),
+    (Dimension.DEVICE, "device", True),
+    (Dimension.COUNTRY, "country", True),
+)
+REQUIRED = ("id", "site", "ts", "n", "p", "vid")
+
+
+def hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@dataclass
+class IngestResult:
+    written: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+
+
+class _Counts(defaultdict):
+    """key -> {column: increment}"""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: defaultdict(int))
+
+
+class _Batch:
+    def __init__(self, timeout: dt.timedelta) -> None:
+        self.timeout = timeout
+        self.hourly = _Counts()
+        self.daily = _Counts()
+        self.daily_values: dict[tuple, str] = {}
+        self.events: list[Event] = []
+        self.visits_by_visitor: dict[tuple[int, int], list[Visit]] = defaultdict(list)
+        self.seen_by_visitor: dict[tuple[int, int], set[int]] = {}
+        self.before: dict[int, dict[tuple, dict[str, int]]] = {}  # id(visit) -> contribution
+        self.touched: dict[int, Visit] = {}
+
+    # -- visits -------------------------------------------------------------------------------
+
+    def add_existing(self, visits: Iterable[Visit]) -> None:
+        for visit in visits:
+            self.visits_by_visitor[(visit.site_id, visit.visitor_id)].append(visit)
+
+    def _seen(self, visit: Visit) -> set[int]:
+        key = (visit.site_id, visit.visitor_id)
+        seen = self.seen_by_visitor.get(key)
+        if seen is None:
+            seen = set()
+            for other in self.visits_by_visitor[key]:
+                seen.update(other.seen)
+            self.seen_by_visitor[key] = seen
+        return seen
+
+    def first_time(self, visit: Visit, marker: str) -> tuple[bool, bool]:
+        """Record marker for this visit; return (new for the visitor, new for the visit)."""
+        code = hash64(marker)
+        visitor_seen = self._seen(visit)
+        new_for_visit = code not in visit.seen
+        new_for_visitor = code not in visitor_seen
+        if new_for_visit:
+            visit.seen.append(code)
+        visitor_seen.add(code)
+        return new_for_visitor, new_for_visit
+
+    def find_visit(self, site_id: int, visitor_ids: Iterable[int | None], ts: dt.datetime) -> Visit | None:
+        best = None
+        for visitor_id in visitor_ids:
+            if visitor_id is None:
+                continue
+            for visit in self.visits_by_visitor.get((site_id, visitor_id), ()):
+                if visit.last_seen - self.timeout <= ts <= visit.last_seen + self.timeout:
+                    if best is None or visit.last_seen > best.last_seen:
+                        best = visit
+            if best is not None:
+                return best
+        return None
+
+    def touch(self, visit: Visit) -> None:
+        if id(visit) not in self.touched:
+            self.touched[id(visit)] = visit
+            self.before[id(visit)] = contribution(visit) if visit.pk else {}
+
+    def new_visit(self, site_id: int, hit: dict[str, Any], ts: dt.datetime, day: dt.date) -> Visit:
+        utm = hit.get("utm") or ["", "", "", "", ""]
+        visit = Visit(
+            site_id=site_id,
+            visit_key=hash64(f"{hit['vid']}|{hit['id']}"),
+            visitor_id=hit["vid"],
+            day=day,
+            started=ts,
+            last_seen=ts,
+            entry_path=hit["p"],
+            exit_path=hit["p"],
+            referrer=hit.get("ref", ""),
+            referrer_source=hit.get("src", ""),
+            utm_source=utm[0],
+            utm_medium=utm[1],
+            utm_campaign=utm[2],
+            browser=hit.get("b", ""),
+            os=hit.get("os", ""),
+            device=hit.get("dev", ""),
+            country=hit.get("cc", ""),
+            seen=[],
+        )
+        self.visits_by_visitor[(site_id, visit.visitor_id)].append(visit)
+        self.touch(visit)
+        for dim, field, keep_empty in VISIT_DIMS:
+            value = getattr(visit, field)
+            if value or keep_empty:
+                new_visitor, _ = self.first_time(visit, f"{day}|{dim}|{value}")
+                if new_visitor:
+                    self.add_daily(site_id, day, dim, value, visitors=1)
+        return visit
+
+    # -- rollups ------------------------------------------------------------------------------
+
+    def add_daily(self, site_id: int, day: dt.date, dim: str, value: str, **increments: int) -> None:
+        key = (site_id, dim, day, hash64(value))
+        self.daily_values[key] = value
+        row = self.daily[key]
+        for column, amount in increments.items():
+            row[column] += amount
+
+    def add_hourly(self, site_id: int, day: dt.date, hour: int, **increments: int) -> None:
+        row = self.hourly[(site_id, day, hour)]
+        for column, amount in increments.items():
+            row[column] += amount
+
+    def count_visitor(self, visit: Visit, day: dt.date, hour: int) -> None:
+        new_in_hour, _ = self.first_time(visit, f"{day}|hour|{hour}")
+        new_in_day, _ = self.first_time(visit, f"{day}|day")
+        self.add_hourly(visit.site_id, day, hour, visitors=int(new_in_hour), new_visitors=int(new_in_day))
+
+    def apply_visit_deltas(self) -> None:
+        for key, visit in self.touched.items():
+            after = contribution(visit)
+            before = self.before[key]
+            for target in set(before) | set(after):
+                old, new = before.get(target, {}), after.get(target, {})
+                delta = {col: new.get(col, 0) - old.get(col, 0) for col in set(old) | set(new)}
+                delta = {col: amount for col, amount in delta.items() if amount}
+                if not delta:
+                    continue
+                if target[0] == "hourly":
+                    self.add_hourly(visit.site_id, target[1], target[2], **delta)
+                else:
+                    self.add_daily(visit.site_id, target[1], target[2], target[3], **delta)
+
+
+def contribution(visit: Visit) -> dict[tuple, dict[str, int]]:
+    """What one visit adds to the rollups: its start hour's totals and its dimension rows."""
+    tz_start = visit._local_start  # type: ignore[attr-defined]
+    day, hour = tz_start.date(), tz_start.hour
+    base = {"visits": 1, "bounces": int(visit.is_bounce), "duration": visit.duration}
+    result: dict[tuple, dict[str, int]] = {("hourly", day, hour): dict(base)}
+    per_dim = {**base, "pageviews": visit.pageviews, "events": visit.events}
+    for dim, field, keep_empty in VISIT_DIMS:
+        value = getattr(visit, field)
+        if value or keep_empty:
+            result[("daily", day, dim, value)] = per_dim
+    result[("daily", day, Dimension.EXIT_PAGE, visit.exit_path)] = {"visits": 1}
+    return result
+
+
+def _valid(hit: Any) -> bool:
+    return isinstance(hit, dict) and all(key in hit for key in REQUIRED) and isinstance(hit["ts"], int)
+
+
+def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
+    """Write a batch of hits (as built by the collector view). Idempotent per hit id."""
+    from dashboard.models import Site
+
+    result = IngestResult()
+    valid = []
+    for hit in hits:
+        if _valid(hit):
+            valid.append(hit)
+        else:
+            result.dropped += 1
+    if result.dropped:
+        log.warning("ingest: dropped %d malformed hits", result.dropped)
+    unique = {hit["id"]: hit for hit in valid}
+    result.duplicates += len(valid) - len(unique)
+    if not unique:
+        return result
+    timeout = dt.timedelta(minutes=settings.VISIT_TIMEOUT_MINUTES)
+
+    with transaction.atomic():
+        existing = set(Event.objects.filter(hit_id__in=list(unique)).values_list("hit_id", flat=True))
+        result.duplicates += len(existing)
+        new_hits = [hit for hit_id, hit in unique.items() if hit_id not in existing]
+        site_ids = {hit["site"] for hit in new_hits}
+        zones = {
+            site_id: zoneinfo.ZoneInfo(tz)
+            for site_id, tz in Site.objects.filter(id__in=site_ids).values_list("id", "timezone")
+        }
+        missing = [hit for hit in new_hits if hit["site"] not in zones]
+        if missing:
+            log.warning("ingest: dropped %d hits of deleted sites %s", len(missing), sorted({h["site"] for h in missing}))
+            result.dropped += len(missing)
+        new_hits = [hit for hit in new_hits if hit["site"] in zones]
+        if not new_hits:
+            return result
+
+        batch = _Batch(timeout)
+        visitor_ids = {hit["vid"] for hit in new_hits} | {hit["pvid"] for hit in new_hits if hit.get("pvid")}
+        existing_visits = list(
+            Visit.objects.select_for_update().filter(site_id__in=list(zones), visitor_id__in=list(visitor_ids))
+        )
+        for visit in existing_visits:
+            visit._local_start = visit.started.astimezone(zones[visit.site_id])  # type: ignore[attr-defined]
+        batch.add_existing(existing_visits)
+
+        new_hits.sort(key=lambda hit: hit["ts"])
+        for hit in new_hits:
+            if _process(batch, hit, zones[hit["site"]]):
+                result.written += 1
+            else:
+                result.dropped += 1
+        batch.apply_visit_deltas()
+
+        Event.objects.bulk_create(batch.events, batch_size=1000)
+        touched = list(batch.touched.values())
+        for visit in touched:
+            # Upsert on (site, visit_key), not on the primary key, so one statement fits old and new.
+            visit.pk = None
+        if touched:
+            Visit.objects.bulk_create(
+                touched,
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=["site", "visit_key"],
+                update_fields=[
+                    "last_seen",
+                    "started",
+                    "pageviews",
+                    "events",
+                    "interactive",
+                    "engaged_ms",
+                    "exit_path",
+                    "seen",
+                ],
+            )
+        hourly_rows = [
+            {"site_id": key[0], "day": key[1], "hour": key[2], **{c: row.get(c, 0) for c in HOURLY_ADD}}
+            for key, row in batch.hourly.items()
+            if any(row.values())
+        ]
+        daily_rows = [
+            {
+                "site_id": key[0],
+                "dim": key[1],
+                "day": key[2],
+                "value_hash": key[3],
+                "value": batch.daily_values[key],
+                **{c: row.get(c, 0) for c in DAILY_ADD},
+            }
+            for key, row in batch.daily.items()
+            if any(row.values())
+        ]
+        upsert_add(HourlyTotal, HOURLY_KEY, HOURLY_ADD, hourly_rows)
+        upsert_add(DailyBreakdown, DAILY_KEY, DAILY_ADD, daily_rows, insert_only=("value",))
+    return result
+
+
+def _process(batch: _Batch, hit: dict[str, Any], tz: zoneinfo.ZoneInfo) -> bool:
+    site_id = hit["site"]
+    ts = dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC)
+    local = ts.astimezone(tz)
+    day, hour = local.date(), local.hour
+    name = hit["n"]
+    path = hit["p"]
+    visit = batch.find_visit(site_id, (hit["vid"], hit.get("pvid")), ts)
+
+    if name == ENGAGEMENT:
+        if visit is None:
+            return False  # engagement after the visit timed out: nothing to attach it to
+        batch.touch(visit)
+        engaged = int(hit.get("e") or 0)
+        visit.engaged_ms += engaged
+        visit.last_seen = max(visit.last_seen, ts)
+        batch.add_daily(
+            site_id, day, Dimension.PAGE, path, engaged_ms=engaged, engagements=1, scroll_sum=int(hit.get("sd") or 0)
+        )
+    else:
+        if visit is None:
+            visit = batch.new_visit(site_id, hit, ts, local.date())
+            visit._local_start = local  # type: ignore[attr-defined]
+        else:
+            batch.touch(visit)
+        if ts > visit.last_seen:
+            visit.last_seen = ts
+        if ts < visit.started:
+            visit.started = ts
+            visit._local_start = local  # type: ignore[attr-defined]
+        batch.count_visitor(visit, day, hour)
+        if name == "pageview":
+            visit.pageviews += 1
+            if ts >= visit.last_seen:
+                visit.exit_path = path
+            batch.add_hourly(site_id, day, hour, pageviews=1)
+            new_visitor, new_visit = batch.first_time(visit, f"{day}|page|{path}")
+            batch.add_daily(
+                site_id, day, Dimension.PAGE, path, pageviews=1, visitors=int(new_visitor), visits=int(new_visit)
+            )
+        else:
+            visit.events += 1
+            if hit.get("i", True):
+                visit.interactive = True
+            batch.add_hourly(site_id, day, hour, events=1)
+            new_visitor, new_visit = batch.first_time(visit, f"{day}|event|{name}")
+            batch.add_daily(
+                site_id,
+                day,
+                Dimension.EVENT,
+                name,
+                events=1,
+                value_sum=int(hit.get("v") or 0),
+                visitors=int(new_visitor),
+                visits=int(new_visit),
+            )
+
+    utm = hit.get("utm") or ["", "", "", "", ""]
+    batch.events.append(
+        Event(
+            site_id=site_id,
+            hit_id=hit["id"],
+            ts=ts,
+            visitor_id=visit.visitor_id,
+            visit_key=visit.visit_key,
+            name=name,
+            path=path,
+            hostname=hit.get("host", ""),
+            referrer=hit.get("ref", ""),
+            referrer_source=hit.get("src", ""),
+            utm_source=utm[0],
+            utm_medium=utm[1],
+            utm_campaign=utm[2],
+            utm_content=utm[3],
+            utm_term=utm[4],
+            browser=hit.get("b", ""),
+            os=hit.get("os", ""),
+            device=hit.get("dev", ""),
+            country=hit.get("cc", ""),
+            value=hit.get("v"),
+            props=hit.get("props"),
+            scroll_depth=hit.get("sd"),
+            engaged_ms=hit.get("e"),
+        )
+    )
+    return True

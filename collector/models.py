@@ -1,0 +1,167 @@
+"""The write side's tables. None of them holds an IP address or a User-Agent.
+
+Visitors are known only by a 64-bit keyed hash that changes every day (see salts.py).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from dashboard.models import Site
+
+
+class Salt(models.Model):
+    """A random key per UTC day. Deleted 48 h after its day began (rotate_salts)."""
+
+    day = models.DateField(unique=True)
+    value = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"salt of {self.day}"
+
+
+class Event(models.Model):
+    """One accepted hit: a pageview, a custom event or an engagement report."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    hit_id = models.CharField(max_length=32, unique=True)
+    ts = models.DateTimeField()
+    visitor_id = models.BigIntegerField()
+    visit_key = models.BigIntegerField()
+    name = models.CharField(max_length=120)
+    path = models.CharField(max_length=2000)
+    hostname = models.CharField(max_length=253)
+    referrer = models.CharField(max_length=2000, blank=True)
+    referrer_source = models.CharField(max_length=100, blank=True)
+    utm_source = models.CharField(max_length=255, blank=True)
+    utm_medium = models.CharField(max_length=255, blank=True)
+    utm_campaign = models.CharField(max_length=255, blank=True)
+    utm_content = models.CharField(max_length=255, blank=True)
+    utm_term = models.CharField(max_length=255, blank=True)
+    browser = models.CharField(max_length=60, blank=True)
+    os = models.CharField(max_length=60, blank=True)
+    device = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    value = models.BigIntegerField(null=True, blank=True, help_text="Cents.")
+    props = models.JSONField(null=True, blank=True)
+    scroll_depth = models.SmallIntegerField(null=True, blank=True)
+    engaged_ms = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["site", "ts"], name="event_site_ts"),
+            models.Index(fields=["site", "name", "ts"], name="event_site_name_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.path}"
+
+
+class Visit(models.Model):
+    """A visit (session): a visitor's hits with less than VISIT_TIMEOUT_MINUTES between them."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    visit_key = models.BigIntegerField()
+    visitor_id = models.BigIntegerField()
+    day = models.DateField(help_text="Local day (site time zone) the visit started.")
+    started = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    pageviews = models.IntegerField(default=0)
+    events = models.IntegerField(default=0)
+    interactive = models.BooleanField(default=False, help_text="Had an interactive custom event.")
+    engaged_ms = models.BigIntegerField(default=0)
+    entry_path = models.CharField(max_length=2000)
+    exit_path = models.CharField(max_length=2000)
+    referrer = models.CharField(max_length=2000, blank=True)
+    referrer_source = models.CharField(max_length=100, blank=True)
+    utm_source = models.CharField(max_length=255, blank=True)
+    utm_medium = models.CharField(max_length=255, blank=True)
+    utm_campaign = models.CharField(max_length=255, blank=True)
+    browser = models.CharField(max_length=60, blank=True)
+    os = models.CharField(max_length=60, blank=True)
+    device = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    # Hashes of what this visit already counted (per local day): pages, events, dimension values.
+    # They make "unique visitors" per page/source/... exact without another table.
+    seen = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "visit_key"], name="visit_site_key")]
+        indexes = [
+            models.Index(fields=["site", "visitor_id"], name="visit_site_visitor"),
+            models.Index(fields=["site", "started"], name="visit_site_started"),
+        ]
+
+    @property
+    def is_bounce(self) -> bool:
+        return self.pageviews <= 1 and not self.interactive
+
+    @property
+    def duration(self) -> int:
+        return int((self.last_seen - self.started).total_seconds())
+
+
+class HourlyTotal(models.Model):
+    """Site totals per local hour. Daily unique visitors = sum of new_visitors over the day."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    day = models.DateField()
+    hour = models.SmallIntegerField()
+    visitors = models.IntegerField(default=0, help_text="Unique visitors within the hour.")
+    new_visitors = models.IntegerField(default=0, help_text="Visitors first seen that local day.")
+    visits = models.IntegerField(default=0)
+    pageviews = models.IntegerField(default=0)
+    bounces = models.IntegerField(default=0)
+    duration = models.BigIntegerField(default=0, help_text="Sum of visit durations, seconds.")
+    events = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "day", "hour"], name="hourly_site_day_hour")]
+
+
+class Dimension(models.TextChoices):
+    PAGE = "page"
+    ENTRY_PAGE = "entry_page"
+    EXIT_PAGE = "exit_page"
+    SOURCE = "source"
+    REFERRER = "referrer"
+    UTM_SOURCE = "utm_source"
+    UTM_MEDIUM = "utm_medium"
+    UTM_CAMPAIGN = "utm_campaign"
+    BROWSER = "browser"
+    OS = "os"
+    DEVICE = "device"
+    COUNTRY = "country"
+    EVENT = "event"
+
+
+class DailyBreakdown(models.Model):
+    """Per local day, per dimension value: the numbers behind every breakdown panel.
+
+    visitors are unique per day. For visit-level dimensions (entry page, source, UTM, browser,
+    OS, device, country) visits/bounces/duration/pageviews are those of the visits started that
+    day with that value; for page: pageviews, visits and engagement; for exit_page: visits that
+    ended there; for event: events and their value.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    day = models.DateField()
+    dim = models.CharField(max_length=20, choices=Dimension.choices)
+    value_hash = models.BigIntegerField()
+    value = models.CharField(max_length=2000)
+    visitors = models.IntegerField(default=0)
+    visits = models.IntegerField(default=0)
+    pageviews = models.IntegerField(default=0)
+    bounces = models.IntegerField(default=0)
+    duration = models.BigIntegerField(default=0)
+    events = models.IntegerField(default=0)
+    value_sum = models.BigIntegerField(default=0, help_text="Cents.")
+    engaged_ms = models.BigIntegerField(default=0)
+    engagements = models.IntegerField(default=0)
+    scroll_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "dim", "day", "value_hash"], name="daily_site_dim_day_value")
+        ]
