@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Visit
 from collector.payload import ENGAGEMENT
@@ -131,9 +131,9 @@ class _Batch:
             if visitor_id is None:
                 continue
             for visit in self.visits_by_visitor.get((site_id, visitor_id), ()):
-                if visit.last_seen - self.timeout <= ts <= visit.last_seen + self.timeout:
-                    if best is None or visit.last_seen > best.last_seen:
-                        best = visit
+                active = visit.last_seen - self.timeout <= ts <= visit.last_seen + self.timeout
+                if active and (best is None or visit.last_seen > best.last_seen):
+                    best = visit
             if best is not None:
                 return best
         return None
@@ -259,7 +259,9 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
         }
         missing = [hit for hit in new_hits if hit["site"] not in zones]
         if missing:
-            log.warning("ingest: dropped %d hits of deleted sites %s", len(missing), sorted({h["site"] for h in missing}))
+            log.warning(
+                "ingest: dropped %d hits of deleted sites %s", len(missing), sorted({h["site"] for h in missing})
+            )
             result.dropped += len(missing)
         new_hits = [hit for hit in new_hits if hit["site"] in zones]
         if not new_hits:
@@ -292,7 +294,10 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
                 touched,
                 batch_size=500,
                 update_conflicts=True,
-                unique_fields=["site", "visit_key"],
+                # MySQL's ON DUPLICATE KEY takes no target; SQLite and PostgreSQL need one.
+                unique_fields=["site", "visit_key"]
+                if connection.features.supports_update_conflicts_with_target
+                else None,
                 update_fields=[
                     "last_seen",
                     "started",

@@ -93,6 +93,9 @@ class Visit(models.Model):
             models.Index(fields=["site", "started"], name="visit_site_started"),
         ]
 
+    def __str__(self) -> str:
+        return f"visit {self.visit_key} of site {self.site_id}"
+
     @property
     def is_bounce(self) -> bool:
         return self.pageviews <= 1 and not self.interactive
@@ -118,6 +121,9 @@ class HourlyTotal(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["site", "day", "hour"], name="hourly_site_day_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.hour:02d}h"
 
 
 class Dimension(models.TextChoices):
@@ -165,3 +171,6 @@ class DailyBreakdown(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["site", "dim", "day", "value_hash"], name="daily_site_dim_day_value")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.dim}={self.value}"

@@ -8,6 +8,7 @@ browser/OS/bot facts, and never leave this request.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "collector" / "script.js"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104 (hostnames to drop, not a bind)
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
@@ -85,6 +86,11 @@ def _country(request: HttpRequest) -> str:
     return code if len(code) == 2 and code.isalpha() and code not in {"XX", "ZZ"} else ""
 
 
+def now_ms() -> int:
+    """The hit's timestamp. A seam for tests that script a day of traffic."""
+    return int(time.time() * 1000)
+
+
 def _read_body(request: HttpRequest) -> bytes:
     return request.read(settings.COLLECTOR_MAX_BODY + 1)
 
@@ -116,9 +122,10 @@ def _build_messages(request: HttpRequest, hit: Hit, sites: list[SiteInfo]) -> tu
     if not accepted:
         return [], reason
     source = parse_referrer(hit.referrer, hit.hostname) if hit.name != "engagement" else None
-    today_salt, previous_salt = current_salts()
+    ts = now_ms()
+    # The salt is the one of the hit's UTC day; yesterday's lets a visit go on past midnight.
+    today_salt, previous_salt = current_salts(dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date())
     ip = request.META["REMOTE_ADDR"]
-    now_ms = int(time.time() * 1000)
     device = device_from_width(hit.width, agent.device)
     country = _country(request)
     messages = []
@@ -126,7 +133,7 @@ def _build_messages(request: HttpRequest, hit: Hit, sites: list[SiteInfo]) -> tu
         message: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "site": site.id,
-            "ts": now_ms,
+            "ts": ts,
             "n": hit.name,
             "p": hit.path,
             "host": hit.hostname,
@@ -140,6 +147,8 @@ def _build_messages(request: HttpRequest, hit: Hit, sites: list[SiteInfo]) -> tu
         }
         if source is not None and source.source:
             message["ref"], message["src"] = source.referrer, source.source
+        elif hit.utm[0] and hit.name != "engagement":
+            message["src"] = hit.utm[0]  # no referrer: the campaign's source is the visit's source
         if any(hit.utm):
             message["utm"] = list(hit.utm)
         if hit.value is not None:

@@ -12,8 +12,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("ALLOW_LOCMEM_CACHE", "1")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
-from fathom.settings import *  # noqa: E402,F403
-from fathom.settings import CACHES  # noqa: E402
+from fathom.settings import *  # noqa: F403
+from fathom.settings import CACHES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 if CACHES["default"]["BACKEND"].endswith("LocMemCache"):

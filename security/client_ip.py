@@ -47,7 +47,7 @@ def resolve_client_ip(remote_addr: str | None, forwarded_for: str | None, truste
     # Mangum behind an ALB hands the whole X-Forwarded-For string over as the peer: take its last entry.
     if peer is None and remote_addr and "," in remote_addr:
         peer = parse_ip(remote_addr.rsplit(",", 1)[-1])
-    fallback = str(peer) if peer is not None else "0.0.0.0"
+    fallback = str(peer) if peer is not None else "0.0.0.0"  # noqa: S104 (no usable peer address)
     if trusted_hops <= 0:
         return ClientIP(fallback)
     entries = [item for item in (forwarded_for or "").split(",")]

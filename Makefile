@@ -1,0 +1,57 @@
+# Two commands: `make run` (app + demo data on SQLite, tasks inline) and `make test` (everything CI runs).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
+REDIS ?= redis://127.0.0.1:6379
+
+.PHONY: setup system venv run test lint check-migrations test-sqlite test-mariadb services bench package clean
+
+setup: system venv
+
+system:
+	bash scripts/install-system.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+run: setup
+	DEBUG=1 $(PY) manage.py migrate --noinput
+	DEBUG=1 $(PY) manage.py seed_demo
+	@echo ""
+	@echo "  Open http://127.0.0.1:8000/admin/  (demo login: demo / demo-password)"
+	@echo ""
+	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check-migrations:
+	$(PY) manage.py makemigrations --check --dry-run --settings=fathom.test_settings
+
+# The whole suite on the embedded default (SQLite, local-memory cache, inline tasks)...
+test-sqlite:
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+# ...and again on real MariaDB with Redis as the cache.
+test-mariadb: services
+	DATABASE_URL=$(MARIADB_URL) REDIS_URL=$(REDIS)/1 $(VENV)/bin/pytest -p no:cacheprovider
+
+test: setup lint check-migrations test-sqlite test-mariadb
+
+# MariaDB and Redis are started by this machine kind; start them if they are not running.
+services:
+	@bash scripts/ensure-services.sh
+
+bench: setup services
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3 artifacts
