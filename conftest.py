@@ -76,6 +76,17 @@ def redis_url() -> str:
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/14"
 
 
+def reset_celery_connections(app: Any) -> None:
+    """Forget pooled broker connections so the next publish connects to app.conf.broker_url."""
+    from kombu import pools
+
+    pools.reset()  # closes and forgets kombu's global producer/connection pools
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def redis_broker(redis_url: str, settings: Any) -> Iterator[Any]:
     """Make Celery publish to a real Redis broker (db 14) instead of running tasks inline.
@@ -94,7 +105,7 @@ def redis_broker(redis_url: str, settings: Any) -> Iterator[Any]:
     app.conf.broker_url = redis_url
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    app._pool = None
+    reset_celery_connections(app)
 
     def queued(queue: str = "ingest") -> list[dict[str, Any]]:
         raw = [json.loads(item) for item in client.lrange(queue, 0, -1)]
@@ -108,9 +119,7 @@ def redis_broker(redis_url: str, settings: Any) -> Iterator[Any]:
     yield queued
     app.conf.broker_url = old["broker_url"]
     app.conf.task_always_eager = old["task_always_eager"]
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
+    reset_celery_connections(app)
     client.flushdb()
 
 

@@ -8,11 +8,9 @@ browser/OS/bot facts, and never leave this request.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import logging
 import time
-import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,17 +19,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from collector.enrich import device_from_width, parse_agent, parse_referrer
 from collector.payload import BadHit, Hit, parse_hit
-from collector.salts import current_salts, visitor_hash
-from collector.services import BrokerUnavailable, enqueue_hits
+from collector.services import BrokerUnavailable, build_messages, enqueue_hits
 from collector.sites import SiteInfo, get_site
 
 log = logging.getLogger(__name__)
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "collector" / "script.js"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104 (hostnames to drop, not a bind)
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
@@ -65,10 +60,6 @@ def script(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
     response["Access-Control-Allow-Origin"] = "*"
     return response
-
-
-def _is_local(hostname: str) -> bool:
-    return hostname in LOCAL_HOSTS or hostname.startswith("127.") or hostname.endswith(".localhost")
 
 
 def _sites_for(hit: Hit) -> list[SiteInfo]:
@@ -106,61 +97,15 @@ def _accepted(pixel: bool, dropped: str = "") -> HttpResponse:
     return _cors(response)
 
 
-def _build_messages(request: HttpRequest, hit: Hit, sites: list[SiteInfo]) -> tuple[list[dict[str, Any]], str]:
-    """The broker messages for this hit (one per site), or the reason it is dropped."""
-    user_agent = request.META.get("HTTP_USER_AGENT", "")
-    agent = parse_agent(user_agent)
-    if agent.bot:
-        return [], "bot"
-    accepted = []
-    reason = ""
-    for site in sites:
-        if not site.allows_hostname(hit.hostname):
-            reason = "localhost" if _is_local(hit.hostname) else "hostname"
-            continue
-        accepted.append(site)
-    if not accepted:
-        return [], reason
-    source = parse_referrer(hit.referrer, hit.hostname) if hit.name != "engagement" else None
-    ts = now_ms()
-    # The salt is the one of the hit's UTC day; yesterday's lets a visit go on past midnight.
-    today_salt, previous_salt = current_salts(dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date())
-    ip = request.META["REMOTE_ADDR"]
-    device = device_from_width(hit.width, agent.device)
-    country = _country(request)
-    messages = []
-    for site in accepted:
-        message: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
-            "site": site.id,
-            "ts": ts,
-            "n": hit.name,
-            "p": hit.path,
-            "host": hit.hostname,
-            "b": agent.browser,
-            "os": agent.os,
-            "dev": device,
-            "cc": country,
-            "i": hit.interactive,
-            "vid": visitor_hash(today_salt, site.id, ip, user_agent),
-            "pvid": visitor_hash(previous_salt, site.id, ip, user_agent) if previous_salt else None,
-        }
-        if source is not None and source.source:
-            message["ref"], message["src"] = source.referrer, source.source
-        elif hit.utm[0] and hit.name != "engagement":
-            message["src"] = hit.utm[0]  # no referrer: the campaign's source is the visit's source
-        if any(hit.utm):
-            message["utm"] = list(hit.utm)
-        if hit.value is not None:
-            message["v"] = hit.value
-        if hit.props:
-            message["props"] = hit.props
-        if hit.scroll_depth is not None:
-            message["sd"] = hit.scroll_depth
-        if hit.engaged_ms is not None:
-            message["e"] = hit.engaged_ms
-        messages.append(message)
-    return messages, ""
+def _messages(request: HttpRequest, hit: Hit, sites: list[SiteInfo]) -> tuple[list[dict[str, Any]], str]:
+    return build_messages(
+        hit,
+        sites,
+        ip=request.META["REMOTE_ADDR"],
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        country=_country(request),
+        ts=now_ms(),
+    )
 
 
 @csrf_exempt
@@ -196,7 +141,7 @@ def event(request: HttpRequest) -> HttpResponse:
     sites = _sites_for(hit)
     if not sites:
         return error(404, "unknown site")
-    messages, dropped = _build_messages(request, hit, sites)
+    messages, dropped = _messages(request, hit, sites)
     if dropped:
         return _accepted(pixel, dropped)
     try:
