@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from collector.models import Event, HourlyTotal
+from dashboard.models import Site
+
+pytestmark = pytest.mark.django_db
+
+
+def test_createsite_prints_the_new_sites_id(capsys):
+    user = get_user_model().objects.create_user("owner")
+    call_command("createsite", "https://www.Example.org/", "--timezone", "Europe/Paris", "--owner", "owner")
+    site_id = capsys.readouterr().out.strip()
+    site = Site.objects.get(public_id=site_id)
+    assert (site.domain, site.timezone, site.owner) == ("example.org", "Europe/Paris", user)
+    assert len(site_id) == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["example.org", "--timezone", "Mars/Olympus"], "not a known time zone"),
+        (["example.org", "--owner", "nobody"], "no user named 'nobody'"),
+    ],
+)
+def test_createsite_refuses_bad_input(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("createsite", *args)
+
+
+def test_createsite_refuses_a_duplicate_domain():
+    call_command("createsite", "example.org")
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("createsite", "www.example.org")
+
+
+def test_seed_demo_fills_the_demo_site_once(capsys):
+    call_command("seed_demo", "--days", "3", "--visitors-per-day", "20")
+    site = Site.objects.get(domain="demo.fathom.test")
+    events = Event.objects.filter(site=site).count()
+    assert events > 50
+    assert sum(HourlyTotal.objects.filter(site=site).values_list("pageviews", flat=True)) > 20
+    assert get_user_model().objects.get(username="demo").check_password("demo-password")
+    call_command("seed_demo", "--days", "3", "--visitors-per-day", "20")
+    assert "already has data" in capsys.readouterr().out
+    assert Event.objects.filter(site=site).count() == events
