@@ -7,7 +7,6 @@
     site = at('site'),
     api = at('api') || new URL('/api/event', el.src).href,
     hash = at('hash') == 'true' || at('spa') == 'hash',
-    q = w.fathom && w.fathom.q,
     fa = w.fathom = { trackPageview: noop, trackEvent: noop },
     pgUrl, ms = 0, t0, sent, sd, sd0, last, pending;
 
@@ -84,6 +83,4 @@
 
   last = path();
   if (at('auto') != 'false') pageview();
-  // replay fathom.q = [[method, args]]
-  (q || []).forEach(function (c) { fa[c[0]] && fa[c[0]].apply(fa, c[1]); });
 })(window, document);
