@@ -250,3 +250,11 @@ def test_user_agent_header_is_what_counts_not_a_body_field(site):
     client = Client(HTTP_USER_AGENT=CHROME_UA)
     send(client, pageview(site, ua="Googlebot"))
     assert Event.objects.get().browser == "Chrome"
+
+
+def test_the_tracker_stays_small():
+    import gzip
+
+    from collector.views import SCRIPT_PATH
+
+    assert len(gzip.compress(SCRIPT_PATH.read_bytes(), 9)) <= 1536  # 1.5 KiB gzipped, as served
