@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import zoneinfo
 from collections import defaultdict
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Visit
 from collector.payload import ENGAGEMENT
-from collector.rollups import upsert_add
+from collector.rollups import adapt, adapt_datetime, insert_rows, upsert_add, upsert_replace
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,87 @@ VISIT_DIMS: tuple[tuple[str, str, bool], ...] = (
     (Dimension.COUNTRY, "country", True),
 )
 REQUIRED = ("id", "site", "ts", "n", "p", "vid")
+VISIT_COLUMNS = (
+    "site_id",
+    "visit_key",
+    "visitor_id",
+    "day",
+    "started",
+    "last_seen",
+    "pageviews",
+    "events",
+    "interactive",
+    "engaged_ms",
+    "entry_path",
+    "exit_path",
+    "referrer",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "browser",
+    "os",
+    "device",
+    "country",
+    "seen",
+)
+VISIT_MUTABLE = ("started", "last_seen", "pageviews", "events", "interactive", "engaged_ms", "exit_path", "seen")
+EVENT_COLUMNS = (
+    "site_id",
+    "hit_id",
+    "ts",
+    "visitor_id",
+    "visit_key",
+    "name",
+    "path",
+    "hostname",
+    "referrer",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "browser",
+    "os",
+    "device",
+    "country",
+    "value",
+    "props",
+    "scroll_depth",
+    "engaged_ms",
+)
+NO_UTM = ("", "", "", "", "")
+
+
+class VisitState:
+    """A Visit row as the worker works on it: a plain object, not a model instance (speed)."""
+
+    __slots__ = (*VISIT_COLUMNS, "local_start", "stored")
+
+    def __init__(self, values: tuple, stored: bool, tz: zoneinfo.ZoneInfo) -> None:
+        for name, value in zip(VISIT_COLUMNS, values, strict=True):
+            setattr(self, name, value)
+        if isinstance(self.seen, str):  # SQLite and MariaDB hand JSON back as text
+            self.seen = json.loads(self.seen)
+        self.stored = stored
+        self.local_start = self.started.astimezone(tz)
+
+    @property
+    def is_bounce(self) -> bool:
+        return self.pageviews <= 1 and not self.interactive
+
+    @property
+    def duration(self) -> int:
+        return int((self.last_seen - self.started).total_seconds())
+
+    def row(self) -> tuple:
+        values = [getattr(self, name) for name in VISIT_COLUMNS]
+        values[3] = self.day.isoformat()
+        values[4] = adapt_datetime(self.started)
+        values[5] = adapt_datetime(self.last_seen)
+        values[21] = json.dumps(self.seen, separators=(",", ":"))
+        return tuple(values)
 
 
 def hash64(text: str) -> int:
@@ -92,19 +174,19 @@ class _Batch:
         self.hourly = _Counts()
         self.daily = _Counts()
         self.daily_values: dict[tuple, str] = {}
-        self.events: list[Event] = []
-        self.visits_by_visitor: dict[tuple[int, int], list[Visit]] = defaultdict(list)
+        self.events: list[tuple] = []
+        self.visits_by_visitor: dict[tuple[int, int], list[VisitState]] = defaultdict(list)
         self.seen_by_visitor: dict[tuple[int, int], set[int]] = {}
         self.before: dict[int, dict[tuple, dict[str, int]]] = {}  # id(visit) -> contribution
-        self.touched: dict[int, Visit] = {}
+        self.touched: dict[int, VisitState] = {}
 
     # -- visits -------------------------------------------------------------------------------
 
-    def add_existing(self, visits: Iterable[Visit]) -> None:
+    def add_existing(self, visits: Iterable[VisitState]) -> None:
         for visit in visits:
             self.visits_by_visitor[(visit.site_id, visit.visitor_id)].append(visit)
 
-    def _seen(self, visit: Visit) -> set[int]:
+    def _seen(self, visit: VisitState) -> set[int]:
         key = (visit.site_id, visit.visitor_id)
         seen = self.seen_by_visitor.get(key)
         if seen is None:
@@ -114,7 +196,7 @@ class _Batch:
             self.seen_by_visitor[key] = seen
         return seen
 
-    def first_time(self, visit: Visit, marker: str) -> tuple[bool, bool]:
+    def first_time(self, visit: VisitState, marker: str) -> tuple[bool, bool]:
         """Record marker for this visit; return (new for the visitor, new for the visit)."""
         code = hash64(marker)
         visitor_seen = self._seen(visit)
@@ -125,7 +207,7 @@ class _Batch:
         visitor_seen.add(code)
         return new_for_visitor, new_for_visit
 
-    def find_visit(self, site_id: int, visitor_ids: Iterable[int | None], ts: dt.datetime) -> Visit | None:
+    def find_visit(self, site_id: int, visitor_ids: Iterable[int | None], ts: dt.datetime) -> VisitState | None:
         best = None
         for visitor_id in visitor_ids:
             if visitor_id is None:
@@ -138,33 +220,42 @@ class _Batch:
                 return best
         return None
 
-    def touch(self, visit: Visit) -> None:
+    def touch(self, visit: VisitState) -> None:
         if id(visit) not in self.touched:
             self.touched[id(visit)] = visit
-            self.before[id(visit)] = contribution(visit) if visit.pk else {}
+            self.before[id(visit)] = contribution(visit) if visit.stored else {}
 
-    def new_visit(self, site_id: int, hit: dict[str, Any], ts: dt.datetime, day: dt.date) -> Visit:
-        utm = hit.get("utm") or ["", "", "", "", ""]
-        visit = Visit(
-            site_id=site_id,
-            visit_key=hash64(f"{hit['vid']}|{hit['id']}"),
-            visitor_id=hit["vid"],
-            day=day,
-            started=ts,
-            last_seen=ts,
-            entry_path=hit["p"],
-            exit_path=hit["p"],
-            referrer=hit.get("ref", ""),
-            referrer_source=hit.get("src", ""),
-            utm_source=utm[0],
-            utm_medium=utm[1],
-            utm_campaign=utm[2],
-            browser=hit.get("b", ""),
-            os=hit.get("os", ""),
-            device=hit.get("dev", ""),
-            country=hit.get("cc", ""),
-            seen=[],
+    def new_visit(self, site_id: int, hit: dict[str, Any], ts: dt.datetime, tz: zoneinfo.ZoneInfo) -> VisitState:
+        utm = hit.get("utm") or NO_UTM
+        visit = VisitState(
+            (
+                site_id,
+                hash64(f"{hit['vid']}|{hit['id']}"),
+                hit["vid"],
+                ts.astimezone(tz).date(),
+                ts,
+                ts,
+                0,
+                0,
+                False,
+                0,
+                hit["p"],
+                hit["p"],
+                hit.get("ref", ""),
+                hit.get("src", ""),
+                utm[0],
+                utm[1],
+                utm[2],
+                hit.get("b", ""),
+                hit.get("os", ""),
+                hit.get("dev", ""),
+                hit.get("cc", ""),
+                [],
+            ),
+            stored=False,
+            tz=tz,
         )
+        day = visit.day
         self.visits_by_visitor[(site_id, visit.visitor_id)].append(visit)
         self.touch(visit)
         for dim, field, keep_empty in VISIT_DIMS:
@@ -189,7 +280,7 @@ class _Batch:
         for column, amount in increments.items():
             row[column] += amount
 
-    def count_visitor(self, visit: Visit, day: dt.date, hour: int) -> None:
+    def count_visitor(self, visit: VisitState, day: dt.date, hour: int) -> None:
         new_in_hour, _ = self.first_time(visit, f"{day}|hour|{hour}")
         new_in_day, _ = self.first_time(visit, f"{day}|day")
         self.add_hourly(visit.site_id, day, hour, visitors=int(new_in_hour), new_visitors=int(new_in_day))
@@ -210,10 +301,9 @@ class _Batch:
                     self.add_daily(visit.site_id, target[1], target[2], target[3], **delta)
 
 
-def contribution(visit: Visit) -> dict[tuple, dict[str, int]]:
+def contribution(visit: VisitState) -> dict[tuple, dict[str, int]]:
     """What one visit adds to the rollups: its start hour's totals and its dimension rows."""
-    tz_start = visit._local_start  # type: ignore[attr-defined]
-    day, hour = tz_start.date(), tz_start.hour
+    day, hour = visit.local_start.date(), visit.local_start.hour
     base = {"visits": 1, "bounces": int(visit.is_bounce), "duration": visit.duration}
     result: dict[tuple, dict[str, int]] = {("hourly", day, hour): dict(base)}
     per_dim = {**base, "pageviews": visit.pageviews, "events": visit.events}
@@ -269,12 +359,12 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
 
         batch = _Batch(timeout)
         visitor_ids = {hit["vid"] for hit in new_hits} | {hit["pvid"] for hit in new_hits if hit.get("pvid")}
-        existing_visits = list(
-            Visit.objects.select_for_update().filter(site_id__in=list(zones), visitor_id__in=list(visitor_ids))
+        rows = (
+            Visit.objects.select_for_update()
+            .filter(site_id__in=list(zones), visitor_id__in=list(visitor_ids))
+            .values_list(*VISIT_COLUMNS)
         )
-        for visit in existing_visits:
-            visit._local_start = visit.started.astimezone(zones[visit.site_id])  # type: ignore[attr-defined]
-        batch.add_existing(existing_visits)
+        batch.add_existing(VisitState(row, stored=True, tz=zones[row[0]]) for row in rows)
 
         new_hits.sort(key=lambda hit: hit["ts"])
         for hit in new_hits:
@@ -284,45 +374,16 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
                 result.dropped += 1
         batch.apply_visit_deltas()
 
-        Event.objects.bulk_create(batch.events, batch_size=1000)
-        touched = list(batch.touched.values())
-        for visit in touched:
-            # Upsert on (site, visit_key), not on the primary key, so one statement fits old and new.
-            visit.pk = None
-        if touched:
-            Visit.objects.bulk_create(
-                touched,
-                batch_size=500,
-                update_conflicts=True,
-                # MySQL's ON DUPLICATE KEY takes no target; SQLite and PostgreSQL need one.
-                unique_fields=["site", "visit_key"]
-                if connection.features.supports_update_conflicts_with_target
-                else None,
-                update_fields=[
-                    "last_seen",
-                    "started",
-                    "pageviews",
-                    "events",
-                    "interactive",
-                    "engaged_ms",
-                    "exit_path",
-                    "seen",
-                ],
-            )
+        insert_rows(Event, EVENT_COLUMNS, batch.events)
+        visit_rows = [visit.row() for visit in batch.touched.values()]
+        upsert_replace(Visit, ("site_id", "visit_key"), VISIT_COLUMNS, visit_rows, VISIT_MUTABLE)
         hourly_rows = [
-            {"site_id": key[0], "day": key[1], "hour": key[2], **{c: row.get(c, 0) for c in HOURLY_ADD}}
+            (*map(adapt, key), *(row.get(c, 0) for c in HOURLY_ADD))
             for key, row in batch.hourly.items()
             if any(row.values())
         ]
         daily_rows = [
-            {
-                "site_id": key[0],
-                "dim": key[1],
-                "day": key[2],
-                "value_hash": key[3],
-                "value": batch.daily_values[key],
-                **{c: row.get(c, 0) for c in DAILY_ADD},
-            }
+            (*map(adapt, key), batch.daily_values[key], *(row.get(c, 0) for c in DAILY_ADD))
             for key, row in batch.daily.items()
             if any(row.values())
         ]
@@ -352,15 +413,14 @@ def _process(batch: _Batch, hit: dict[str, Any], tz: zoneinfo.ZoneInfo) -> bool:
         )
     else:
         if visit is None:
-            visit = batch.new_visit(site_id, hit, ts, local.date())
-            visit._local_start = local  # type: ignore[attr-defined]
+            visit = batch.new_visit(site_id, hit, ts, tz)
         else:
             batch.touch(visit)
         if ts > visit.last_seen:
             visit.last_seen = ts
         if ts < visit.started:
             visit.started = ts
-            visit._local_start = local  # type: ignore[attr-defined]
+            visit.local_start = local
         batch.count_visitor(visit, day, hour)
         if name == "pageview":
             visit.pageviews += 1
@@ -388,32 +448,29 @@ def _process(batch: _Batch, hit: dict[str, Any], tz: zoneinfo.ZoneInfo) -> bool:
                 visits=int(new_visit),
             )
 
-    utm = hit.get("utm") or ["", "", "", "", ""]
+    utm = hit.get("utm") or NO_UTM
+    props = hit.get("props")
     batch.events.append(
-        Event(
-            site_id=site_id,
-            hit_id=hit["id"],
-            ts=ts,
-            visitor_id=visit.visitor_id,
-            visit_key=visit.visit_key,
-            name=name,
-            path=path,
-            hostname=hit.get("host", ""),
-            referrer=hit.get("ref", ""),
-            referrer_source=hit.get("src", ""),
-            utm_source=utm[0],
-            utm_medium=utm[1],
-            utm_campaign=utm[2],
-            utm_content=utm[3],
-            utm_term=utm[4],
-            browser=hit.get("b", ""),
-            os=hit.get("os", ""),
-            device=hit.get("dev", ""),
-            country=hit.get("cc", ""),
-            value=hit.get("v"),
-            props=hit.get("props"),
-            scroll_depth=hit.get("sd"),
-            engaged_ms=hit.get("e"),
+        (
+            site_id,
+            hit["id"],
+            adapt_datetime(ts),
+            visit.visitor_id,
+            visit.visit_key,
+            name,
+            path,
+            hit.get("host", ""),
+            hit.get("ref", ""),
+            hit.get("src", ""),
+            *utm,
+            hit.get("b", ""),
+            hit.get("os", ""),
+            hit.get("dev", ""),
+            hit.get("cc", ""),
+            hit.get("v"),
+            json.dumps(props) if props else None,
+            hit.get("sd"),
+            hit.get("e"),
         )
     )
     return True

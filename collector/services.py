@@ -95,7 +95,8 @@ def enqueue_hits(hits: list[dict[str, Any]]) -> None:
     from collector.tasks import ingest_hits
 
     try:
-        ingest_hits.apply_async((hits,), retry=False)
+        # argsrepr: Celery would otherwise render the hits into the message headers (slow, and noise in logs).
+        ingest_hits.apply_async((hits,), retry=False, argsrepr=f"<{len(hits)} hits>", kwargsrepr="{}")
     except DatabaseError as exc:  # inline mode writes in the request
         log.warning("ingest inline failed: %s", type(exc).__name__)
         raise BrokerUnavailable from exc
