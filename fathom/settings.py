@@ -218,3 +218,22 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# Security: rate limits (django-ratelimit on the shared cache), detectors, auto-ban, WAF.
+RATELIMIT_USE_CACHE = "default"
+COLLECTOR_SITE_RATE = env("COLLECTOR_SITE_RATE", "60/m")  # per (IP, site)
+LOGIN_RATE = env("LOGIN_RATE", "10/m")  # per IP, and the same per username
+API_RATE = env("API_RATE", "600/h")  # per Stats API key
+# A human reading pages sends a few hits a minute; past this many per minute from one IP is a flag.
+DETECT_HUMAN_MAX_PER_MINUTE = env_int("DETECT_HUMAN_MAX_PER_MINUTE", 40)
+DETECT_MAX_SITES_PER_HOUR = env_int("DETECT_MAX_SITES_PER_HOUR", 5)
+FLAG_EXPIRY_DAYS = env_int("FLAG_EXPIRY_DAYS", 7)
+AUTO_BAN_SCORE = env_int("AUTO_BAN_SCORE", 100)  # flags below this wait for a human
+AUTO_BAN_BASE_MINUTES = env_int("AUTO_BAN_BASE_MINUTES", 60)  # x4 for each earlier ban
+AUTO_BAN_MAX_DAYS = env_int("AUTO_BAN_MAX_DAYS", 30)
+AWS_REGION = env("AWS_REGION", "us-east-1")
+WAF_IPSET_V4_ARN = env("WAF_IPSET_V4_ARN")
+WAF_IPSET_V6_ARN = env("WAF_IPSET_V6_ARN")
+WAF_SCOPE = env("WAF_SCOPE", "REGIONAL")  # CLOUDFRONT for a CloudFront web ACL
+WAF_MAX_ADDRESSES = env_int("WAF_MAX_ADDRESSES", 10_000)  # AWS's limit per IP set
+CELERY_TASK_ROUTES["security.tasks.*"] = {"queue": "default"}
