@@ -44,10 +44,16 @@ def require_service(name: str, host: str, port: int) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
     """Each test starts with empty caches: site and salt lookups must not leak between tests."""
+    from collector import ingest
+    from security import bans
+
     cache.clear()
     sites.clear_local_cache()
     salts._LOCAL.clear()
+    bans.forget_snapshot()
+    ingest._BAN_TOKENS.clear()
     yield
+    bans.forget_snapshot()
     sites.clear_local_cache()
     salts._LOCAL.clear()
 
@@ -131,3 +137,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter:
             reporter.write_line(f"CI: {skipped} test(s) were skipped; CI must skip nothing.", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def redis_cache(redis_url: str, settings: Any) -> Iterator[None]:
+    """The default cache on real Redis (db 15), as in production: rate limits, counters, versions."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/15"
+    redis.Redis.from_url(url).flushdb()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    yield
+    redis.Redis.from_url(url).flushdb()

@@ -315,6 +315,27 @@ def contribution(visit: VisitState) -> dict[tuple, dict[str, int]]:
     return result
 
 
+_BAN_TOKENS: dict[tuple[int, tuple[str, ...]], set[int]] = {}
+
+
+def banned_tokens() -> set[int]:
+    """Tokens (see security.guards.ip_tokens) of every active ban under the salts still kept."""
+    from collector.models import Salt
+    from security.bans import current_snapshot
+    from security.guards import ban_tokens
+
+    snapshot = current_snapshot()
+    if not snapshot.size:
+        return set()
+    salts = tuple(Salt.objects.order_by("-day").values_list("value", flat=True)[:2])
+    key = (id(snapshot), salts)
+    if key not in _BAN_TOKENS:
+        _BAN_TOKENS.clear()
+        networks = snapshot.networks()
+        _BAN_TOKENS[key] = set().union(*(ban_tokens(networks, bytes.fromhex(salt)) for salt in salts))
+    return _BAN_TOKENS[key]
+
+
 def _valid(hit: Any) -> bool:
     return isinstance(hit, dict) and all(key in hit for key in REQUIRED) and isinstance(hit["ts"], int)
 
@@ -332,6 +353,13 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
             result.dropped += 1
     if result.dropped:
         log.warning("ingest: dropped %d malformed hits", result.dropped)
+    banned = banned_tokens()
+    if banned:
+        kept = [hit for hit in valid if banned.isdisjoint(hit.get("tok") or ())]
+        if len(kept) != len(valid):
+            log.warning("ingest: dropped %d hits from addresses banned after they were queued", len(valid) - len(kept))
+            result.dropped += len(valid) - len(kept)
+        valid = kept
     unique = {hit["id"]: hit for hit in valid}
     result.duplicates += len(valid) - len(unique)
     if not unique:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import time
 
@@ -16,6 +17,8 @@ from django.core.cache import cache
 from django.db import IntegrityError
 
 from collector.models import Salt
+
+log = logging.getLogger(__name__)
 
 _LOCAL: dict[dt.date, tuple[float, tuple[bytes, bytes | None]]] = {}
 _LOCAL_TTL = 60.0
@@ -35,6 +38,10 @@ def _salt_for(day: dt.date, create: bool) -> str | None:
     return salt
 
 
+def _read(today: dt.date) -> tuple[str, str | None]:
+    return _salt_for(today, create=True), _salt_for(today - dt.timedelta(days=1), create=False)
+
+
 def current_salts(today: dt.date | None = None) -> tuple[bytes, bytes | None]:
     """(today's salt, yesterday's salt or None). Cached: no SQL on a warm call."""
     today = today or utc_today()
@@ -43,12 +50,17 @@ def current_salts(today: dt.date | None = None) -> tuple[bytes, bytes | None]:
     if local is not None and local[0] > now:
         return local[1]
     key = f"salts:{today.isoformat()}"
-    cached = cache.get(key)
+    try:
+        cached = cache.get(key)
+    except Exception as exc:  # cache down: read the database, remember locally
+        log.warning("salt cache unavailable: %s", type(exc).__name__)
+        cached = _read(today)
     if cached is None:
-        current = _salt_for(today, create=True)
-        previous = _salt_for(today - dt.timedelta(days=1), create=False)
-        cached = (current, previous)
-        cache.set(key, cached, 3600)
+        cached = _read(today)
+        try:
+            cache.set(key, cached, 3600)
+        except Exception as exc:
+            log.warning("salt cache unavailable: %s", type(exc).__name__)
     salts = (bytes.fromhex(cached[0]), bytes.fromhex(cached[1]) if cached[1] else None)
     _LOCAL.clear()
     _LOCAL[today] = (now + _LOCAL_TTL, salts)

@@ -13,6 +13,7 @@ from collector.enrich import device_from_width, parse_agent, parse_referrer
 from collector.payload import ENGAGEMENT, Hit
 from collector.salts import current_salts, visitor_hash
 from collector.sites import SiteInfo
+from security.guards import ip_tokens
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def build_messages(
     # The salt is the one of the hit's UTC day; yesterday's lets a visit go on past midnight.
     today_salt, previous_salt = current_salts(dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date())
     device = device_from_width(hit.width, agent.device)
+    tokens = ip_tokens(ip, today_salt)
     messages = []
     for site in accepted:
         message: dict[str, Any] = {
@@ -62,6 +64,9 @@ def build_messages(
             "cc": country,
             "i": hit.interactive,
             "vid": visitor_hash(today_salt, site.id, ip, user_agent),
+            # Keyed hashes of the IP and its networks: lets the worker drop hits of an address
+            # banned while they waited in the queue, without the address entering the queue.
+            "tok": tokens,
             "pvid": visitor_hash(previous_salt, site.id, ip, user_agent) if previous_salt else None,
         }
         if source is not None and source.source:

@@ -7,11 +7,14 @@ flood of hits for a made-up site cannot reach the database.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+
+log = logging.getLogger(__name__)
 
 _LOCAL: dict[str, tuple[float, SiteInfo | None]] = {}
 _LOCAL_TTL = 30.0
@@ -55,11 +58,18 @@ def get_site(kind: str, value: str) -> SiteInfo | None:
     local = _LOCAL.get(key)
     if local is not None and local[0] > now:
         return local[1]
-    cached = cache.get(key)
+    try:
+        cached = cache.get(key)
+    except Exception as exc:  # cache down: the database answers, and this process remembers
+        log.warning("site cache unavailable: %s", type(exc).__name__)
+        cached, cache_ok = None, False
+    else:
+        cache_ok = True
     if cached is None:
         info = _load(kind, value)
         timeout = settings.COLLECTOR_SITE_CACHE_SECONDS if info else 60
-        cache.set(key, info if info else _MISSING, timeout)
+        if cache_ok:
+            cache.set(key, info if info else _MISSING, timeout)
     else:
         info = None if cached == _MISSING else cached
     if len(_LOCAL) >= _LOCAL_MAX:
@@ -71,7 +81,10 @@ def get_site(kind: str, value: str) -> SiteInfo | None:
 def forget_site(site: object) -> None:
     """Drop a site's cache entries after it changed (other processes' local copies expire in 30 s)."""
     keys = [_key("id", site.public_id), _key("domain", site.domain)]  # type: ignore[attr-defined]
-    cache.delete_many(keys)
+    try:
+        cache.delete_many(keys)
+    except Exception as exc:
+        log.warning("site cache unavailable, entries expire by themselves: %s", type(exc).__name__)
     for key in keys:
         _LOCAL.pop(key, None)
 

@@ -24,3 +24,11 @@ def ingest_hits(self: Any, hits: list[dict[str, Any]]) -> dict[str, int]:
         log.warning("ingest: database error %s, retrying in %ss", type(exc).__name__, countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc
     return {"written": result.written, "duplicates": result.duplicates, "dropped": result.dropped}
+
+
+@shared_task(ignore_result=True)
+def rotate_salts_task() -> dict[str, Any]:
+    from collector.salts import rotate_salts
+
+    created, deleted = rotate_salts()
+    return {"created": created, "deleted": deleted}

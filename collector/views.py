@@ -14,6 +14,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -22,6 +23,8 @@ from django.views.decorators.csrf import csrf_exempt
 from collector.payload import BadHit, Hit, parse_hit
 from collector.services import BrokerUnavailable, build_messages, enqueue_hits
 from collector.sites import SiteInfo, get_site
+from security import metrics
+from security.guards import after_collector_hit, collector_limits
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +111,28 @@ def _messages(request: HttpRequest, hit: Hit, sites: list[SiteInfo]) -> tuple[li
     )
 
 
+def _origin_ok(request: HttpRequest, site: SiteInfo) -> bool | None:
+    """Does the browser's Origin header belong to the site? None when there is no Origin."""
+    origin = request.META.get("HTTP_ORIGIN", "")
+    if not origin or origin == "null":
+        return None
+    host = (urlsplit(origin).hostname or "").lower().removeprefix("www.")
+    return site.allows_hostname(host)
+
+
+def _rejected(response: HttpResponse) -> HttpResponse:
+    metrics.record("dropped")
+    return response
+
+
 @csrf_exempt
 def event(request: HttpRequest) -> HttpResponse:
     if request.method == "OPTIONS":
         return _cors(HttpResponse(status=204))
+    # Per-IP limit first: a flood is turned away before its body is even parsed.
+    limited = collector_limits(request, [])
+    if limited is not None:
+        return limited
     pixel = request.method == "GET"
     if pixel:
         data: Any = {key: request.GET.get(key) for key in request.GET}
@@ -119,29 +140,41 @@ def event(request: HttpRequest) -> HttpResponse:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return error(400, "invalid Content-Length")
+            return _rejected(error(400, "invalid Content-Length"))
         if length > settings.COLLECTOR_MAX_BODY:
-            return error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes")
+            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"))
         body = _read_body(request)
         if len(body) > settings.COLLECTOR_MAX_BODY:
-            return error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes")
+            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"))
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return error(400, "body must be JSON")
+            return _rejected(error(400, "body must be JSON"))
     else:
         response = error(405, "use POST (or GET for the pixel)")
         response["Allow"] = "POST, GET, OPTIONS"
-        return response
+        return _rejected(response)
 
     try:
         hit = parse_hit(data)
     except BadHit as exc:
-        return error(400, str(exc))
+        return _rejected(error(400, str(exc)))
     sites = _sites_for(hit)
     if not sites:
-        return error(404, "unknown site")
+        return _rejected(error(404, "unknown site"))
+    site_keys = [site.public_id for site in sites]
+    limited = collector_limits(request, site_keys)
+    if limited is not None:
+        return limited
     messages, dropped = _messages(request, hit, sites)
+    after_collector_hit(
+        request,
+        site=site_keys[0],
+        site_domain_ok=_origin_ok(request, sites[0]),
+        visitor=messages[0]["vid"] if messages else None,
+        name=hit.name,
+        dropped=dropped,
+    )
     if dropped:
         return _accepted(pixel, dropped)
     try:

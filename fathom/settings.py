@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: resolve the one trustworthy client IP before anything reads REMOTE_ADDR.
     "security.middleware.ClientIPMiddleware",
+    "security.middleware.BanMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -202,7 +203,9 @@ TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 # Collector knobs.
 COLLECTOR_MAX_BODY = 4096
 COLLECTOR_SITE_CACHE_SECONDS = env_int("COLLECTOR_SITE_CACHE_SECONDS", 300)
-COLLECTOR_RATE = env("COLLECTOR_RATE", "120/m")
+# Per client IP (IPv6 per /64). Generous: an office or a carrier NAT puts many people on one IP;
+# single-visitor floods are caught per visitor by the detectors and per (IP, site) below.
+COLLECTOR_RATE = env("COLLECTOR_RATE", "600/m")
 # Minutes of inactivity after which the next hit starts a new visit.
 VISIT_TIMEOUT_MINUTES = env_int("VISIT_TIMEOUT_MINUTES", 30)
 
@@ -216,12 +219,15 @@ LOGGING = {
         # Django logs the path of every 4xx; our collector paths carry no personal data, but the
         # request object attached to the record would carry the IP to any handler that prints it.
         "django.request": {"level": "ERROR"},
+        # One INFO line per task is noise at our volume; failures still log as errors.
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 
 # Security: rate limits (django-ratelimit on the shared cache), detectors, auto-ban, WAF.
 RATELIMIT_USE_CACHE = "default"
-COLLECTOR_SITE_RATE = env("COLLECTOR_SITE_RATE", "60/m")  # per (IP, site)
+COLLECTOR_SITE_RATE = env("COLLECTOR_SITE_RATE", "300/m")  # per (IP, site)
+LOGIN_PATHS = env_list("LOGIN_PATHS", "/admin/login/,/accounts/login/")
 LOGIN_RATE = env("LOGIN_RATE", "10/m")  # per IP, and the same per username
 API_RATE = env("API_RATE", "600/h")  # per Stats API key
 # A human reading pages sends a few hits a minute; past this many per minute from one IP is a flag.
@@ -237,3 +243,12 @@ WAF_IPSET_V6_ARN = env("WAF_IPSET_V6_ARN")
 WAF_SCOPE = env("WAF_SCOPE", "REGIONAL")  # CLOUDFRONT for a CloudFront web ACL
 WAF_MAX_ADDRESSES = env_int("WAF_MAX_ADDRESSES", 10_000)  # AWS's limit per IP set
 CELERY_TASK_ROUTES["security.tasks.*"] = {"queue": "default"}
+
+# Periodic work for a long-running `celery beat` (locally or on a server). On Lambda the
+# commands function runs the same work from EventBridge schedules (zappa_settings.json).
+CELERY_BEAT_SCHEDULE = {
+    "sync-waf": {"task": "security.tasks.sync_waf_task", "schedule": 60.0},
+    "expire-bans": {"task": "security.tasks.expire_bans_task", "schedule": 60.0},
+    "rotate-salts": {"task": "collector.tasks.rotate_salts_task", "schedule": 3600.0},
+}
+CELERY_TASK_ROUTES["collector.tasks.rotate_salts_task"] = {"queue": "default"}

@@ -36,6 +36,13 @@ class BanSnapshot:
             6: sorted((p for v, p in self.tables if v == 6), reverse=True),
         }
         self.size = len(rows)
+        self.rows = rows
+
+    def networks(self, now: dt.datetime | None = None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        moment = now or timezone.now()
+        return [
+            ipaddress.ip_network(text) for text, expires_at in self.rows if expires_at is None or expires_at > moment
+        ]
 
     def is_banned(self, ip: str, now: dt.datetime | None = None) -> bool:
         if not self.size:
@@ -82,8 +89,13 @@ def current_snapshot() -> BanSnapshot:
             log.warning("ban version check failed: %s", type(exc).__name__)
             version = _State.version
         if _State.snapshot is None or version != _State.version:
-            _State.snapshot = _load()
-            _State.version = version
+            try:
+                _State.snapshot = _load()
+                _State.version = version
+            except Exception as exc:  # database down on a cold start: serve, and retry in a second
+                log.error("ban list unavailable: %s", type(exc).__name__)
+                _State.snapshot = _State.snapshot or BanSnapshot([])
+                _State.version = "<load failed>"  # never equal to a real version: retry next time
         _State.checked_at = now
         return _State.snapshot
 

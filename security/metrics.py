@@ -11,6 +11,8 @@ import time
 
 from django.core.cache import cache
 
+from security.counters import safe_incr_many
+
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("accepted", "dropped", "rate_limited", "banned")
@@ -21,18 +23,14 @@ def _key(minute: int, outcome: str) -> str:
     return f"traffic:{minute}:{outcome}"
 
 
+def counter(outcome: str, now: float | None = None) -> tuple[str, int]:
+    """The (key, ttl) of this minute's counter, for callers that batch their increments."""
+    return _key(int((now or time.time()) // 60), outcome), KEEP_SECONDS
+
+
 def record(outcome: str, now: float | None = None) -> None:
     """Count one request's outcome in its minute. Never raises: a metric is not worth a 500."""
-    minute = int((now or time.time()) // 60)
-    key = _key(minute, outcome)
-    try:
-        try:
-            cache.incr(key)
-        except ValueError:  # first of the minute
-            if not cache.add(key, 1, KEEP_SECONDS):
-                cache.incr(key)
-    except Exception as exc:
-        log.debug("traffic counter unavailable: %s", type(exc).__name__)
+    safe_incr_many([counter(outcome, now)])
 
 
 def series(minutes: int = 180, now: float | None = None) -> list[dict[str, int]]:

@@ -1,0 +1,145 @@
+"""Detector scenarios replayed against the collector, on real Redis counters.
+
+Attacks must be flagged (and the worst auto-banned); legitimate traffic that looks busy must
+not be: an office behind one NAT address, and a search engine crawler rendering the site.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from collector.models import Event
+from conftest import CHROME_UA, send
+from dashboard.models import Site
+from security.models import Ban, FlaggedIP
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_cache")]
+
+
+def ua(version: int) -> str:
+    return CHROME_UA.replace("Chrome/131.0.0.0", f"Chrome/{version}.0.0.0")
+
+
+def pageview(site, path="/", **extra):
+    return {"n": "pageview", "u": f"https://{site.domain}{path}", "sid": site.public_id, **extra}
+
+
+def flags() -> dict[str, dict[str, int]]:
+    return {row.ip: row.reasons for row in FlaggedIP.objects.all()}
+
+
+def test_a_single_ip_flood_is_flagged_then_auto_banned(site, settings, django_capture_on_commit_callbacks):
+    settings.COLLECTOR_SITE_RATE = "20/m"
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.66")
+    with django_capture_on_commit_callbacks(execute=True):  # the ban is announced when its transaction commits
+        statuses = [send(client, pageview(site, f"/{i}")).status_code for i in range(125)]
+    assert statuses[:20] == [202] * 20
+    assert set(statuses[20:]) == {429}
+    after = [send(client, pageview(site)).status_code for _ in range(5)]
+    assert after == [403] * 5  # banned automatically: bare 403 from then on
+    flagged = FlaggedIP.objects.get(ip="203.0.113.66")
+    assert flagged.status == "banned"
+    assert flagged.reasons["ratelimited"] >= 100
+    assert flagged.score >= settings.AUTO_BAN_SCORE
+    assert flagged.sites == [site.public_id]
+    ban = Ban.objects.get(network="203.0.113.66/32")
+    assert ban.source == "auto"
+    assert dt.timedelta(minutes=59) < ban.expires_at - timezone.now() <= dt.timedelta(hours=1)
+    assert Event.objects.count() == 20
+
+
+def test_repeat_offenders_are_banned_for_longer(settings, django_capture_on_commit_callbacks):
+    from security.detectors import flag
+
+    FlaggedIP.objects.create(ip="203.0.113.67", times_banned=2, expires_at=timezone.now() + dt.timedelta(days=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(10):
+            flag("203.0.113.67", "ratelimited", 10)
+    ban = Ban.objects.get()
+    # Third ban: base hour x 4 x 4.
+    assert dt.timedelta(hours=15) < ban.expires_at - timezone.now() <= dt.timedelta(hours=16)
+
+
+def test_one_visitor_far_above_human_rate_is_flagged_but_not_banned(site, settings):
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.68")
+    for i in range(settings.DETECT_HUMAN_MAX_PER_MINUTE + 5):
+        assert send(client, pageview(site, f"/{i}")).status_code == 202
+    assert flags() == {"203.0.113.68": {"rate": 1}}
+    assert FlaggedIP.objects.get().status == "open"
+    assert not Ban.objects.exists()
+
+
+def test_one_ip_across_many_sites_is_flagged(db):
+    sites = [Site.objects.create(domain=f"site{i}.example") for i in range(8)]
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.69")
+    for target in sites:
+        assert send(client, pageview(target)).status_code == 202
+    flagged = FlaggedIP.objects.get(ip="203.0.113.69")
+    assert flagged.reasons == {"many_sites": 1}
+    assert flagged.sites == [sites[5].public_id]  # the site that crossed the line
+
+
+def test_hostname_and_origin_mismatches_are_flagged(site):
+    spoofer = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.70")
+    for _ in range(5):
+        assert (
+            send(spoofer, {"n": "pageview", "u": "https://casino.example/", "sid": site.public_id})["X-Dropped"]
+            == "hostname"
+        )
+    embedder = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.71")
+    for _ in range(5):
+        send(embedder, pageview(site), HTTP_ORIGIN="https://spam.example")
+    assert flags() == {"203.0.113.70": {"hostname": 5}, "203.0.113.71": {"origin": 5}}
+
+
+def test_automation_user_agents_are_flagged_but_declared_crawlers_are_not(site):
+    script = Client(HTTP_USER_AGENT="python-requests/2.32.3", REMOTE_ADDR="203.0.113.72")
+    headless = Client(HTTP_USER_AGENT=CHROME_UA.replace("Chrome/", "HeadlessChrome/"), REMOTE_ADDR="203.0.113.73")
+    crawler = Client(
+        HTTP_USER_AGENT="Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        REMOTE_ADDR="66.249.66.1",
+    )
+    for _ in range(5):
+        assert send(script, pageview(site))["X-Dropped"] == "bot"
+        assert send(headless, pageview(site))["X-Dropped"] == "bot"
+    for i in range(30):  # Google rendering the customer's pages runs the tracker: dropped, never flagged
+        assert send(crawler, pageview(site, f"/page-{i}"))["X-Dropped"] == "bot"
+    assert flags() == {"203.0.113.72": {"automation_ua": 5}, "203.0.113.73": {"automation_ua": 5}}
+
+
+def test_malformed_forwarded_for_behind_the_proxy_is_flagged(site, settings):
+    settings.TRUSTED_PROXY_HOPS = 1
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="10.0.0.9")
+    for _ in range(5):
+        send(client, pageview(site), HTTP_X_FORWARDED_FOR="not-an-address")
+    assert flags() == {"10.0.0.9": {"xff": 5}}
+
+
+def test_custom_events_with_no_pageview_are_flagged(site):
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.74")
+    for _ in range(10):
+        send(client, {"n": "Signup", "u": "https://example.com/", "sid": site.public_id})
+    real = Client(HTTP_USER_AGENT=ua(120), REMOTE_ADDR="203.0.113.75")
+    send(real, pageview(site))
+    for _ in range(10):
+        send(real, {"n": "Signup", "u": "https://example.com/", "sid": site.public_id})
+    assert flags() == {"203.0.113.74": {"no_pageview": 10}}
+
+
+def test_a_busy_office_behind_one_nat_address_is_not_flagged(site):
+    # 60 colleagues, each a different browser build, reading a few pages and clicking once:
+    # 240 hits from one address within the minute (the per-IP limits are 600 and 300 per site).
+    for person in range(60):
+        colleague = Client(HTTP_USER_AGENT=ua(60 + person), REMOTE_ADDR="198.51.100.200")
+        for page in ("/", "/pricing", "/docs"):
+            assert send(colleague, pageview(site, page)).status_code == 202
+        assert (
+            send(colleague, {"n": "Download", "u": "https://example.com/docs", "sid": site.public_id}).status_code
+            == 202
+        )
+    assert flags() == {}
+    assert Event.objects.count() == 240
