@@ -183,3 +183,19 @@ def test_other_processes_pick_up_a_ban_when_the_version_key_moves(site, monkeypa
     cache.set(bans.VERSION_KEY, "moved")
     monkeypatch.setattr(bans._State, "checked_at", 0.0)  # a second has passed
     assert send(client_from("203.0.113.50"), pageview(site)).status_code == 403
+
+
+def test_a_ban_list_that_cannot_be_loaded_fails_open_and_is_retried(site, monkeypatch, caplog):
+    from security import bans
+
+    ban_network(network="203.0.113.90")
+
+    def broken():
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(bans, "_load", broken)
+    assert send(client_from("203.0.113.90"), pageview(site)).status_code == 202
+    assert "ban list unavailable: RuntimeError" in caplog.text
+    monkeypatch.undo()
+    monkeypatch.setattr(bans._State, "checked_at", 0.0)
+    assert send(client_from("203.0.113.90"), pageview(site)).status_code == 403
