@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("security/", include("security.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -108,9 +108,6 @@ def flag(ip: str, code: str, amount: int, site: str = "") -> None:
         row.score = score_of(row.reasons)
         should_ban = row.status == FlaggedIP.Status.OPEN and row.score >= settings.AUTO_BAN_SCORE
         times_banned = row.times_banned
-        if should_ban:
-            row.times_banned += 1
-            row.status = FlaggedIP.Status.BANNED
         row.save()
     if should_ban:
         top = sorted(row.reasons, key=lambda c: -REASONS[c].weight * row.reasons[c] if c in REASONS else 0)[:3]

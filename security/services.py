@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from security.bans import bump_version
@@ -37,6 +38,12 @@ def auto_ban_duration(times_banned: int) -> dt.timedelta:
     """Escalating: the base duration times 4 for each earlier ban, capped."""
     base = dt.timedelta(minutes=settings.AUTO_BAN_BASE_MINUTES)
     return min(base * (4**times_banned), dt.timedelta(days=settings.AUTO_BAN_MAX_DAYS))
+
+
+def _schedule_after_change() -> None:
+    """Once per transaction, however many bans it changes."""
+    if not any(func is _after_ban_change for _, func, _ in connection.run_on_commit):
+        transaction.on_commit(_after_ban_change)
 
 
 def _after_ban_change() -> None:
@@ -88,9 +95,11 @@ def ban_network(
             expires_at=expires_at,
         )
         network_obj = ipaddress.ip_network(normalized)
-        if network_obj.num_addresses == 1:
-            FlaggedIP.objects.filter(ip=str(network_obj.network_address)).update(status=FlaggedIP.Status.BANNED)
-        transaction.on_commit(_after_ban_change)
+        if network_obj.num_addresses == 1 and action == BanAudit.Action.BAN:
+            FlaggedIP.objects.filter(ip=str(network_obj.network_address)).update(
+                status=FlaggedIP.Status.BANNED, times_banned=F("times_banned") + 1
+            )
+        _schedule_after_change()
     log.info("ban %s (%s) by %s until %s", normalized, source, actor or "system", expires_at or "unbanned")
     return ban
 
@@ -109,7 +118,7 @@ def unban_network(*, network: str, actor: Any = None) -> bool:
             FlaggedIP.objects.filter(ip=str(network_obj.network_address), status=FlaggedIP.Status.BANNED).update(
                 status=FlaggedIP.Status.DISMISSED
             )
-        transaction.on_commit(_after_ban_change)
+        _schedule_after_change()
     log.info("unban %s by %s", normalized, actor or "system")
     return True
 
@@ -127,7 +136,7 @@ def expire_bans() -> int:
         )
         FlaggedIP.objects.filter(expires_at__lte=timezone.now()).exclude(status=FlaggedIP.Status.BANNED).delete()
         if expired:
-            transaction.on_commit(_after_ban_change)
+            _schedule_after_change()
     return len(expired)
 
 

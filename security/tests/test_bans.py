@@ -199,3 +199,16 @@ def test_a_ban_list_that_cannot_be_loaded_fails_open_and_is_retried(site, monkey
     monkeypatch.undo()
     monkeypatch.setattr(bans._State, "checked_at", 0.0)
     assert send(client_from("203.0.113.90"), pageview(site)).status_code == 403
+
+
+def test_a_bulk_ban_commits_once_and_announces_once(django_capture_on_commit_callbacks):
+    from security.forms import ban_flagged_ips
+
+    ips = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    for ip in ips:
+        FlaggedIP.objects.create(ip=ip, expires_at=timezone.now() + dt.timedelta(days=1))
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = ban_flagged_ips(ips=ips, duration=dt.timedelta(hours=24), actor=None)
+    assert result.banned == ["203.0.113.1/32", "203.0.113.2/32", "203.0.113.3/32"]
+    assert len(callbacks) == 1  # one snapshot bump and one WAF sync, not three
+    assert list(FlaggedIP.objects.values_list("times_banned", flat=True)) == [1, 1, 1]
