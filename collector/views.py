@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -65,9 +66,16 @@ def script(request: HttpRequest) -> HttpResponse:
     return response
 
 
+SITE_ID = re.compile(r"^[A-HJ-NP-Z2-9]{8}$")  # dashboard.models._ID_ALPHABET
+DOMAIN = re.compile(r"^[a-z0-9.-]{1,253}$")
+
+
 def _sites_for(hit: Hit) -> list[SiteInfo]:
-    found = [get_site("id", site_id) for site_id in hit.site_ids[:10]]
-    found += [get_site("domain", domain.removeprefix("www.")) for domain in hit.domains[:10]]
+    # Ids and domains that cannot exist never reach the cache or the database; at most five
+    # lookups per hit, so a list of made-up sites cannot multiply the cost of one request.
+    found = [get_site("id", site_id) for site_id in hit.site_ids[:5] if SITE_ID.match(site_id)]
+    domains = [domain.removeprefix("www.") for domain in hit.domains[:5] if DOMAIN.match(domain)]
+    found += [get_site("domain", domain) for domain in domains[: 5 - len(found)]]
     unique: dict[int, SiteInfo] = {info.id: info for info in found if info is not None}
     return list(unique.values())
 

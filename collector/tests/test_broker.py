@@ -25,12 +25,14 @@ def test_a_warm_request_runs_no_sql_query(browser_client, site, redis_broker):
         for path in ("/a", "/b", "/c"):
             response = send(browser_client, pageview(site, path))
             assert response.status_code == 202
-        bad = send(browser_client, {"n": "pageview", "u": "https://example.com/", "sid": "UNKNOWN2"})
+        bad = send(browser_client, {"n": "pageview", "u": "https://example.com/", "sid": "ZZZZ2345"})
         assert bad.status_code == 404
-        again = send(browser_client, {"n": "pageview", "u": "https://example.com/", "sid": "UNKNOWN2"})
+        again = send(browser_client, {"n": "pageview", "u": "https://example.com/", "sid": "ZZZZ2345"})
         assert again.status_code == 404
+        impossible = send(browser_client, {"n": "pageview", "u": "https://example.com/", "sid": "lower-0O1"})
+        assert impossible.status_code == 404  # not even looked up: no such id can exist
     # The unknown site costs one lookup, then its absence is cached too.
-    assert [q["sql"] for q in queries.captured_queries if "UNKNOWN2" not in q["sql"]] == []
+    assert [q["sql"] for q in queries.captured_queries if "ZZZZ2345" not in q["sql"]] == []
     assert len(queries.captured_queries) == 1
     assert len(redis_broker()) == 4
     assert Event.objects.count() == 0  # nothing was written in the request
