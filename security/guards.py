@@ -164,7 +164,10 @@ def after_collector_hit(
         detectors.observe(ip, "origin", site)
     if values is None or visitor is None:
         return
-    if values[1] == settings.DETECT_HUMAN_MAX_PER_MINUTE + 1:
+    human_max = settings.DETECT_HUMAN_MAX_PER_MINUTE
+    if values[1] > human_max and (values[1] - 1) % human_max == 0:
+        # Once per human_max hits beyond it: a visitor at ten times a human's rate is banned
+        # within the minute, one slightly over it is only flagged.
         detectors.observe(ip, "rate", site)
     if values[2] == 1:  # first hit of this IP on this site this hour
         distinct = safe_incr_many([(f"sites:{ip}", 3600)])

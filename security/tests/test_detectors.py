@@ -143,3 +143,15 @@ def test_a_busy_office_behind_one_nat_address_is_not_flagged(site):
         )
     assert flags() == {}
     assert Event.objects.count() == 240
+
+
+def test_one_visitor_at_ten_times_a_humans_rate_is_banned_within_the_minute(
+    site, settings, django_capture_on_commit_callbacks
+):
+    settings.DETECT_HUMAN_MAX_PER_MINUTE = 10
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.76")
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = [send(client, pageview(site, f"/{i}")).status_code for i in range(101)]
+    assert set(statuses) == {202}  # under every rate limit...
+    assert FlaggedIP.objects.get().reasons == {"rate": 10}
+    assert send(client, pageview(site)).status_code == 403  # ...and banned for what it is
