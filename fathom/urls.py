@@ -11,5 +11,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("security/", include("security.urls")),
+    path("api/v1/stats/", include("dashboard.api_urls")),
     path("", include("dashboard.urls")),
 ]

@@ -1,0 +1,221 @@
+"""The Stats API (Plausible Stats API v1 shapes) under /api/v1/stats/.
+
+Each view parses its query parameters, calls one selector and shapes the answer. Errors are
+always `{"error": "..."}`: 400 bad parameters, 401 missing / unknown / revoked key, 404 unknown
+site or a site the caller may not read (the two are indistinguishable on purpose), 429 over
+the per-key rate limit (with Retry-After).
+
+Authentication: `Authorization: Bearer <key>` (see dashboard.api_keys), or a signed-in session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.exceptions import APIException, AuthenticationFailed, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard import selectors
+from dashboard.api_keys import apikey_find, apikey_touch
+from dashboard.models import ApiKey, Site
+from dashboard.periods import Period, parse_period
+from security.guards import Limited, check_limit, too_many
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_PAGE = 100_000  # keeps the SQL offset a sane number
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <key>`. No header: not this scheme (the session may still sign in)."""
+
+    keyword = "bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "").strip()
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != self.keyword:
+            return None
+        token = token.strip()
+        if not token or " " in token:
+            raise AuthenticationFailed("invalid Authorization header: expected 'Bearer <api key>'")
+        key = apikey_find(token)
+        if key is None or not key.user.is_active:
+            raise AuthenticationFailed("invalid API key")
+        if key.revoked_at is not None:
+            raise AuthenticationFailed("this API key has been revoked")
+        apikey_touch(key=key)
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (not 403) when no credentials came.
+        return 'Bearer realm="stats"'
+
+
+class RateLimited(APIException):
+    status_code = 429
+
+    def __init__(self, limited: Limited) -> None:
+        super().__init__("rate limited, retry later")
+        self.limited = limited
+
+
+class _JSONOnly(BaseContentNegotiation):
+    """Always JSON, whatever the Accept header says (no 406 for a browser or a bare curl)."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
+
+
+def error_response(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
+    """Every handled error as {"error": "..."}; None lets DRF re-raise (a 500 for a real bug)."""
+    if isinstance(exc, RateLimited):
+        return too_many(exc.limited)
+    if isinstance(exc, Http404):
+        return Response({"error": str(exc) or "not found"}, status=404)
+    if not isinstance(exc, APIException):
+        return None
+    detail = exc.detail
+    if isinstance(detail, list):
+        detail = detail[0] if detail else ""
+    elif isinstance(detail, dict):
+        detail = next(iter(detail.values()), "")
+    response = Response({"error": str(detail)}, status=exc.status_code)
+    if getattr(exc, "auth_header", None):
+        response["WWW-Authenticate"] = exc.auth_header
+    return response
+
+
+class BadRequest(ValidationError):
+    pass
+
+
+@dataclass
+class Query:
+    site: Site
+    params: dict[str, str]
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.params.get(name, default).strip()
+
+    def period(self) -> Period:
+        return parse_period(self.get("period") or None, self.get("date") or None, self.site.tz)
+
+    def limit_and_page(self) -> tuple[int, int]:
+        limit = _positive(self.get("limit") or str(DEFAULT_LIMIT), "limit")
+        if limit > MAX_LIMIT:
+            raise ValueError(f"limit must be at most {MAX_LIMIT}")
+        page = _positive(self.get("page") or "1", "page")
+        if page > MAX_PAGE:
+            raise ValueError(f"page must be at most {MAX_PAGE}")
+        return limit, page
+
+
+def _positive(text: str, name: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a positive integer")
+    return int(text)
+
+
+class StatsView(APIView):
+    authentication_classes = (ApiKeyAuthentication, SessionAuthentication)
+    permission_classes = (IsAuthenticated,)
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = _JSONOnly
+    throttle_classes = ()
+    http_method_names = ["get", "head"]
+
+    def get_exception_handler(self) -> Any:
+        return error_response
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication and permission
+        if isinstance(request.auth, ApiKey):
+            limited = check_limit(request, "api-key", request.auth.prefix, settings.API_RATE, fail_open=True)
+            if limited:
+                raise RateLimited(limited)
+
+    def get(self, request: Request) -> Response:
+        site_id = request.query_params.get("site_id", "").strip()
+        if not site_id:
+            raise BadRequest("site_id is required")
+        site = selectors.site_by_id(site_id)
+        if site is None or not selectors.user_can_view(request.user, site):
+            raise Http404(f"site {site_id!r} not found")
+        query = Query(site=site, params=request.query_params.dict())
+        try:
+            answer = self.parse(query)
+        except ValueError as exc:
+            raise BadRequest(str(exc))
+        return Response(answer())
+
+    def parse(self, query: Query) -> Any:
+        """Validate the parameters (ValueError -> 400); return a function running the query."""
+        raise NotImplementedError
+
+
+class RealtimeVisitors(StatsView):
+    """GET realtime/visitors?site_id= -> 3 (visitors in the last 5 minutes)."""
+
+    def parse(self, query: Query) -> Any:
+        return lambda: selectors.realtime_visitors(query.site)
+
+
+class Aggregate(StatsView):
+    """GET aggregate?site_id=&period=&date=&metrics=&filters=&compare=previous_period
+    -> {"results": {"visitors": {"value": 4, "change": 100}, ...}} ("change" only when compared)."""
+
+    def parse(self, query: Query) -> Any:
+        period = query.period()
+        metrics = selectors.check_metrics(query.get("metrics"))
+        filters = selectors.parse_filters(query.get("filters"))
+        compare = query.get("compare")
+        if compare not in ("", "previous_period"):
+            raise ValueError(f"unknown compare {compare!r}: only previous_period is supported")
+        if compare:
+            return lambda: {"results": selectors.aggregate_compared(query.site, period, metrics, filters)}
+
+        def run() -> dict[str, Any]:
+            values = selectors.aggregate(query.site, period, metrics, filters)
+            return {"results": {name: {"value": value} for name, value in values.items()}}
+
+        return run
+
+
+class Timeseries(StatsView):
+    """GET timeseries?site_id=&period=&date=&metrics=&filters=&interval=hour|date|month
+    -> {"results": [{"date": "2026-11-20", "visitors": 4}, ...]}, every bucket present."""
+
+    def parse(self, query: Query) -> Any:
+        period = query.period()
+        metrics = selectors.check_metrics(query.get("metrics"))
+        filters = selectors.parse_filters(query.get("filters"))
+        interval = period.check_interval(query.get("interval") or None)
+        return lambda: {"results": selectors.timeseries(query.site, period, metrics, filters, interval)}
+
+
+class Breakdown(StatsView):
+    """GET breakdown?site_id=&period=&date=&property=&metrics=&filters=&limit=&page=
+    -> {"results": [{"page": "/", "visitors": 4}, ...]}, by visitors then value."""
+
+    def parse(self, query: Query) -> Any:
+        period = query.period()
+        prop = selectors.check_property(query.get("property"))
+        metrics = selectors.check_metrics(query.get("metrics"), prop)
+        filters = selectors.parse_filters(query.get("filters"))
+        limit, page = query.limit_and_page()
+        return lambda: {"results": selectors.breakdown(query.site, period, prop, metrics, filters, limit, page)}

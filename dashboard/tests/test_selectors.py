@@ -1,0 +1,583 @@
+"""Stats selectors over traffic replayed through the real collector, checked number by number.
+
+Site in America/New_York. Local times:
+
+Thu 2026-11-19 (the previous period of Friday)
+  E (Chrome, US)   08:00 /  from Google                          visit: bounce, 0 s
+  F (iPhone, DE)   15:00 /pricing from t.co -> 15:03 /           visit: 2 pv, 180 s
+Fri 2026-11-20: the scripted day of collector/tests/test_scripted_day.py
+  A (Chrome, US)   09:00 / from Google -> 09:02 /pricing -> 09:05 Signup $19.99 -> engagement
+                   14:00 /blog from Hacker News                  visits: 2 pv 360 s; bounce
+  B (iPhone, DE)   10:00 /?utm_source=newsletter -> "Outbound Link: Click" (not interactive)
+                   -> 10:20 engagement                           visit: bounce, 1200 s
+  C (Firefox, US)  23:50 / from t.co -> Sat 00:10 /docs          visit: 2 pv, 1200 s (counted Friday)
+  D (Chrome, FR)   18:55 / -> 19:05 /about (00:05 UTC: new salt) visit: 2 pv, 600 s
+Sat 2026-10-31 / Sun 2026-11-01 (DST ends at 02:00 EDT: Sunday has 25 hours)
+  G (Firefox, FR)  Sat 23:30 EDT /  (03:30 UTC on Sunday)        visit: bounce
+  H (Chrome, US)   Sun 01:30 EDT /blog, Sun 01:30 EST /blog      two visits (an hour apart), bounces
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from collector.models import Event
+from conftest import CHROME_UA, IPHONE_UA, send
+from dashboard import selectors
+from dashboard.periods import Period, parse_period
+
+pytestmark = pytest.mark.django_db
+
+NY = zoneinfo.ZoneInfo("America/New_York")
+THURSDAY, FRIDAY, SATURDAY = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+OCT31, NOV1 = dt.date(2026, 10, 31), dt.date(2026, 11, 1)
+FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+VISITORS = {
+    "A": ("198.51.100.11", CHROME_UA, "US", 1920),
+    "B": ("2001:db8:1::22", IPHONE_UA, "DE", 390),
+    "C": ("198.51.100.33", FIREFOX_UA, "US", None),
+    "D": ("198.51.100.44", CHROME_UA, "FR", 1280),
+    "E": ("198.51.100.55", CHROME_UA, "US", 1920),
+    "F": ("2001:db8:1::66", IPHONE_UA, "DE", 390),
+    "G": ("198.51.100.77", FIREFOX_UA, "FR", None),
+    "H": ("198.51.100.88", CHROME_UA, "US", 1920),
+}
+ALL_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
+MATCH_ALL = "visit:entry_page!=/nowhere"  # a filter every visit passes: forces the raw path
+
+
+def url(path: str) -> str:
+    return f"https://example.com{path}"
+
+
+def replay(site: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """Send the module docstring's hits through /api/event (ingest runs inline)."""
+    settings.TRUSTED_PROXY_HOPS = 1
+
+    def hit(day: dt.date, hh: int, mm: int, who: str, body: dict[str, Any], fold: int = 0) -> None:
+        moment = dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY, fold=fold)
+        monkeypatch.setattr("collector.views.now_ms", lambda: int(moment.timestamp() * 1000))
+        ip, agent, country, width = VISITORS[who]
+        payload = {"sid": site.public_id, **body}
+        if width and body.get("n") == "pageview":
+            payload["w"] = width
+        response = send(
+            Client(HTTP_USER_AGENT=agent),
+            payload,
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=ip,
+            HTTP_CLOUDFRONT_VIEWER_COUNTRY=country,
+        )
+        assert response.status_code == 202
+        assert not response.has_header("X-Dropped")
+
+    pv = "pageview"
+    hit(OCT31, 23, 30, "G", {"n": pv, "u": url("/")})
+    hit(NOV1, 1, 30, "H", {"n": pv, "u": url("/blog")})
+    hit(NOV1, 1, 30, "H", {"n": pv, "u": url("/blog")}, fold=1)  # the same wall time, an hour later
+    hit(THURSDAY, 8, 0, "E", {"n": pv, "u": url("/"), "r": "https://www.google.com/"})
+    hit(THURSDAY, 15, 0, "F", {"n": pv, "u": url("/pricing"), "r": "https://t.co/xyz"})
+    hit(THURSDAY, 15, 3, "F", {"n": pv, "u": url("/"), "r": "https://example.com/pricing"})
+    hit(FRIDAY, 9, 0, "A", {"n": pv, "u": url("/"), "r": "https://www.google.com/"})
+    hit(FRIDAY, 9, 2, "A", {"n": pv, "u": url("/pricing"), "r": "https://www.google.com/"})
+    hit(FRIDAY, 9, 5, "A", {"n": "Signup", "u": url("/pricing"), "value": 1999})
+    hit(FRIDAY, 9, 6, "A", {"n": "engagement", "u": url("/pricing"), "sd": 75, "e": 60000})
+    hit(FRIDAY, 10, 0, "B", {"n": pv, "u": url("/?utm_source=newsletter&utm_medium=email&utm_campaign=fall")})
+    hit(FRIDAY, 10, 1, "B", {"n": "Outbound Link: Click", "u": url("/"), "i": False})
+    hit(FRIDAY, 10, 20, "B", {"n": "engagement", "u": url("/"), "sd": 30, "e": 5000})
+    hit(FRIDAY, 14, 0, "A", {"n": pv, "u": url("/blog"), "r": "https://news.ycombinator.com/item?id=1"})
+    hit(FRIDAY, 18, 55, "D", {"n": pv, "u": url("/")})
+    hit(FRIDAY, 19, 5, "D", {"n": pv, "u": url("/about"), "r": "https://example.com/"})
+    hit(FRIDAY, 23, 50, "C", {"n": pv, "u": url("/"), "r": "https://t.co/abc"})
+    hit(SATURDAY, 0, 10, "C", {"n": pv, "u": url("/docs"), "r": "https://example.com/"})
+
+
+@pytest.fixture
+def site(db: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
+    from dashboard.models import Site
+
+    site = Site.objects.create(domain="example.com", timezone="America/New_York")
+    replay(site, monkeypatch, settings)
+    return site
+
+
+def day(date: dt.date) -> Period:
+    return Period(date, date, NY)
+
+
+def span(start: dt.date, end: dt.date) -> Period:
+    return Period(start, end, NY)
+
+
+WHOLE = span(dt.date(2026, 10, 1), dt.date(2026, 11, 30))
+
+
+# -- periods ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("period", "date", "start", "end", "interval"),
+    [
+        ("day", "2026-11-20", "2026-11-20", "2026-11-20", "hour"),
+        ("day", None, "2026-11-26", "2026-11-26", "hour"),
+        ("7d", "2026-11-20", "2026-11-14", "2026-11-20", "date"),
+        ("30d", None, "2026-10-28", "2026-11-26", "date"),
+        ("month", "2026-02-10", "2026-02-01", "2026-02-28", "date"),
+        ("6mo", "2026-11-20", "2026-06-01", "2026-11-30", "month"),
+        ("12mo", "2026-03-05", "2025-04-01", "2026-03-31", "month"),
+        ("custom", "2026-11-01,2026-11-03", "2026-11-01", "2026-11-03", "date"),
+        ("custom", "2026-11-03,2026-11-03", "2026-11-03", "2026-11-03", "hour"),
+        ("custom", "2026-01-01,2026-04-03", "2026-01-01", "2026-04-03", "date"),
+        ("custom", "2026-01-01,2026-04-04", "2026-01-01", "2026-04-04", "month"),
+    ],
+)
+def test_it_parses_periods_into_local_date_ranges(period, date, start, end, interval):
+    parsed = parse_period(period, date, NY, today=dt.date(2026, 11, 26))
+    assert (parsed.start.isoformat(), parsed.end.isoformat(), parsed.default_interval) == (start, end, interval)
+
+
+@pytest.mark.parametrize(
+    ("period", "date", "message"),
+    [
+        ("week", None, "unknown period 'week'"),
+        ("day", "2026-13-01", "no such day"),
+        ("day", "20261120", "expected YYYY-MM-DD"),
+        ("day", "yesterday", "expected YYYY-MM-DD"),
+        ("day", "0001-01-01", "year must be between"),
+        ("custom", "2026-11-01", "needs date=YYYY-MM-DD,YYYY-MM-DD"),
+        ("custom", "2026-11-05,2026-11-01", "end is before the start"),
+        ("custom", "2000-01-01,2026-11-01", "at most"),
+        ("7d", "2026-11-01,2026-11-05", "only valid with period 'custom'"),
+    ],
+)
+def test_it_refuses_bad_periods_with_a_clear_message(period, date, message):
+    with pytest.raises(ValueError, match=message):
+        parse_period(period, date, NY, today=dt.date(2026, 11, 26))
+
+
+def test_the_previous_period_has_the_same_length_and_ends_the_day_before():
+    previous = parse_period("7d", "2026-11-20", NY).previous()
+    assert (previous.start, previous.end) == (dt.date(2026, 11, 7), dt.date(2026, 11, 13))
+    month = parse_period("month", "2026-03-15", NY).previous()
+    assert (month.start, month.end) == (dt.date(2026, 1, 29), dt.date(2026, 2, 28))
+
+
+def test_utc_bounds_follow_the_sites_zone_and_dst():
+    assert day(NOV1).utc_bounds() == (
+        dt.datetime(2026, 11, 1, 4, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC),  # a 25-hour day
+    )
+
+
+def test_intervals_are_checked_against_the_period():
+    assert day(FRIDAY).check_interval(None) == "hour"
+    assert WHOLE.check_interval("month") == "month"
+    with pytest.raises(ValueError, match="unknown interval 'week'"):
+        WHOLE.check_interval("week")
+    with pytest.raises(ValueError, match="limited to periods of 31 days"):
+        WHOLE.check_interval("hour")
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+def test_aggregate_of_the_scripted_day(site):
+    assert selectors.aggregate(site, day(FRIDAY), ALL_METRICS) == {
+        "visitors": 4,
+        "visits": 5,
+        "pageviews": 7,
+        "views_per_visit": 1.4,
+        "bounce_rate": 40,
+        "visit_duration": 672,
+        "events": 2,
+    }
+
+
+def test_aggregate_sums_daily_unique_visitors_over_a_range(site):
+    # Oct 31: 1, Nov 1: 1, Nov 19: 2, Nov 20: 4, Nov 21: 1 (C's second page, after local midnight)
+    assert selectors.aggregate(site, WHOLE, ALL_METRICS) == {
+        "visitors": 9,
+        "visits": 10,
+        "pageviews": 14,
+        "views_per_visit": 1.4,
+        "bounce_rate": 60,
+        "visit_duration": 354,
+        "events": 2,
+    }
+
+
+def test_aggregate_compared_with_the_previous_period(site):
+    assert selectors.aggregate_compared(site, day(FRIDAY), ALL_METRICS) == {
+        "visitors": {"value": 4, "change": 100},  # Thursday: 2
+        "visits": {"value": 5, "change": 150},  # 2
+        "pageviews": {"value": 7, "change": 133},  # 3: +133.3 %
+        "views_per_visit": {"value": 1.4, "change": -7},  # 1.5: -6.7 %
+        "bounce_rate": {"value": 40, "change": -10},  # 50 %: in percentage points, as Plausible
+        "visit_duration": {"value": 672, "change": 647},  # 90 s: +646.7 %
+        "events": {"value": 2, "change": None},  # 0: no percentage of nothing
+    }
+
+
+def test_aggregate_of_an_empty_period_is_zeros(site):
+    assert selectors.aggregate(site, day(dt.date(2026, 12, 25)), ALL_METRICS) == dict.fromkeys(ALL_METRICS, 0)
+    assert selectors.aggregate(site, day(dt.date(2026, 12, 25)), ALL_METRICS, "event:page==/")["bounce_rate"] == 0
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        # A's first visit, on its /pricing hits: the pageview and the Signup (engagement is not an event).
+        ("visit:source==Google;event:page==/pricing", (1, 1, 1, 1.0, 0, 360, 1)),
+        ("visit:source==Google", (1, 1, 2, 2.0, 0, 360, 1)),
+        # Visits with a hit on /: A's first, B's, C's and D's.
+        ("event:page==/", (4, 4, 4, 1.0, 25, 840, 1)),
+        # OR inside a value; C's /docs is on Saturday, outside the day.
+        ("visit:source==Google|Twitter", (2, 2, 3, 1.5, 0, 780, 1)),
+        ("visit:country!=US", (2, 2, 3, 1.5, 50, 900, 1)),
+        ("visit:source==Direct / None", (1, 1, 2, 2.0, 0, 600, 0)),
+        ("event:name==Signup", (1, 1, 0, 0.0, 0, 360, 1)),
+        ("visit:utm_campaign==fall;visit:device==Mobile", (1, 1, 1, 1.0, 100, 1200, 1)),
+        ("visit:browser==Opera", (0, 0, 0, 0.0, 0, 0, 0)),
+        (MATCH_ALL, (4, 5, 7, 1.4, 40, 672, 2)),  # the raw path agrees with the rollups
+    ],
+)
+def test_filtered_aggregates(site, filters, expected):
+    assert tuple(selectors.aggregate(site, day(FRIDAY), ALL_METRICS, filters).values()) == expected
+
+
+def test_filters_count_each_visit_on_the_day_it_started(site):
+    # C's visit started Friday: on Saturday its /docs pageview and C count, the visit does not.
+    saturday = selectors.aggregate(site, day(SATURDAY), ("visitors", "visits", "pageviews"), "visit:source==Twitter")
+    assert saturday == {"visitors": 1, "visits": 0, "pageviews": 1}
+    assert selectors.aggregate(site, day(SATURDAY), ("visitors", "visits", "pageviews")) == saturday
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("visit:sauce==Google", "unknown filter property 'visit:sauce'"),
+        ("visit:source=Google", "expected property==value"),
+        ("visit:source==", "every value must be"),
+        ("visit:source==Google|", "every value must be"),
+    ],
+)
+def test_bad_filters_are_refused(site, text, message):
+    with pytest.raises(ValueError, match=message):
+        selectors.aggregate(site, day(FRIDAY), None, text)
+
+
+def test_an_escaped_bar_is_part_of_the_value():
+    [item] = selectors.parse_filters(r"event:name==A\|B|C")
+    assert item.values == ("A|B", "C")
+
+
+def test_unknown_metrics_are_refused(site):
+    with pytest.raises(ValueError, match="unknown metric 'sessions'"):
+        selectors.aggregate(site, day(FRIDAY), "visitors,sessions")
+
+
+# -- timeseries -------------------------------------------------------------------------------
+
+
+def test_hourly_timeseries_of_a_day_in_local_hours(site):
+    rows = selectors.timeseries(site, day(FRIDAY), ("visitors", "visits", "pageviews", "bounce_rate"))
+    assert len(rows) == 24
+    assert rows[0] == {"date": "2026-11-20 00:00:00", "visitors": 0, "visits": 0, "pageviews": 0, "bounce_rate": 0}
+    busy = {row["date"][11:13]: tuple(row.values())[1:] for row in rows if any(tuple(row.values())[1:])}
+    assert busy == {
+        "09": (1, 1, 2, 0),
+        "10": (1, 1, 1, 100),
+        "14": (1, 1, 1, 100),
+        "18": (1, 1, 1, 0),
+        "19": (1, 0, 1, 0),  # D's second page: 00:05 UTC on Saturday, 19:05 in New York
+        "23": (1, 1, 1, 0),
+    }
+    assert (
+        selectors.timeseries(site, day(FRIDAY), ("visitors", "visits", "pageviews", "bounce_rate"), MATCH_ALL) == rows
+    )
+
+
+def test_hourly_timeseries_of_the_day_dst_ends(site):
+    for filters in (None, "event:page==/blog"):
+        rows = selectors.timeseries(site, day(NOV1), ("visitors", "visits", "pageviews"), filters, "hour")
+        assert len(rows) == 24
+        # 01:30 EDT and 01:30 EST: one wall-clock hour, two visits of the same visitor.
+        assert rows[1] == {"date": "2026-11-01 01:00:00", "visitors": 1, "visits": 2, "pageviews": 2}
+        assert sum(row["pageviews"] for row in rows) == 2
+
+
+def test_daily_timeseries_puts_hits_on_their_local_day(site):
+    for filters in (None, "visit:country==FR|US"):
+        rows = selectors.timeseries(site, span(OCT31, NOV1), ("visitors", "pageviews"), filters, "date")
+        # G's hit is at 03:30 UTC on November 1st: October 31st in New York.
+        assert rows == [
+            {"date": "2026-10-31", "visitors": 1, "pageviews": 1},
+            {"date": "2026-11-01", "visitors": 1, "pageviews": 2},
+        ]
+
+
+def test_daily_timeseries_has_every_day(site):
+    rows = selectors.timeseries(site, parse_period("7d", "2026-11-21", NY), ("visitors", "pageviews", "events"))
+    assert rows == [
+        {"date": "2026-11-15", "visitors": 0, "pageviews": 0, "events": 0},
+        {"date": "2026-11-16", "visitors": 0, "pageviews": 0, "events": 0},
+        {"date": "2026-11-17", "visitors": 0, "pageviews": 0, "events": 0},
+        {"date": "2026-11-18", "visitors": 0, "pageviews": 0, "events": 0},
+        {"date": "2026-11-19", "visitors": 2, "pageviews": 3, "events": 0},
+        {"date": "2026-11-20", "visitors": 4, "pageviews": 7, "events": 2},
+        {"date": "2026-11-21", "visitors": 1, "pageviews": 1, "events": 0},
+    ]
+
+
+def test_monthly_timeseries(site):
+    expected = [
+        {"date": "2026-09-01", "visitors": 0, "visits": 0, "pageviews": 0, "views_per_visit": 0.0},
+        {"date": "2026-10-01", "visitors": 1, "visits": 1, "pageviews": 1, "views_per_visit": 1.0},
+        {"date": "2026-11-01", "visitors": 8, "visits": 9, "pageviews": 13, "views_per_visit": 1.44},
+    ]
+    period = span(dt.date(2026, 9, 15), dt.date(2026, 11, 30))  # a bucket per month touched
+    metrics = ("visitors", "visits", "pageviews", "views_per_visit")
+    assert selectors.timeseries(site, period, metrics, None, "month") == expected
+    assert selectors.timeseries(site, period, metrics, MATCH_ALL, "month") == expected
+    assert selectors.timeseries(site, parse_period("12mo", "2026-11-20", NY), ("visitors",))[-2:] == [
+        {"date": "2026-10-01", "visitors": 1},
+        {"date": "2026-11-01", "visitors": 8},
+    ]
+
+
+# -- breakdown --------------------------------------------------------------------------------
+
+
+def test_page_breakdown(site):
+    rows = selectors.breakdown(
+        site, day(FRIDAY), "event:page", ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")
+    )
+    assert rows == [
+        # bounce rate and duration of the visits that entered on the page
+        {"page": "/", "visitors": 4, "visits": 4, "pageviews": 4, "bounce_rate": 25, "visit_duration": 840},
+        {"page": "/about", "visitors": 1, "visits": 1, "pageviews": 1, "bounce_rate": 0, "visit_duration": 0},
+        {"page": "/blog", "visitors": 1, "visits": 1, "pageviews": 1, "bounce_rate": 100, "visit_duration": 0},
+        {"page": "/pricing", "visitors": 1, "visits": 1, "pageviews": 1, "bounce_rate": 0, "visit_duration": 0},
+    ]
+
+
+def test_breakdown_pages(site):
+    pages = [
+        [row["page"] for row in selectors.breakdown(site, day(FRIDAY), "event:page", None, None, 2, number)]
+        for number in (1, 2, 3)
+    ]
+    assert pages == [["/", "/about"], ["/blog", "/pricing"], []]
+    filtered = [
+        [row["page"] for row in selectors.breakdown(site, day(FRIDAY), "event:page", None, MATCH_ALL, 3, number)]
+        for number in (1, 2)
+    ]
+    assert filtered == [["/", "/about", "/blog"], ["/pricing"]]
+
+
+@pytest.mark.parametrize(
+    ("prop", "expected"),
+    [
+        (
+            "visit:source",
+            [("Direct / None", 1, 1), ("Google", 1, 1), ("Hacker News", 1, 1), ("Twitter", 1, 1), ("newsletter", 1, 1)],
+        ),
+        ("visit:referrer", [("google.com", 1, 1), ("news.ycombinator.com/item", 1, 1), ("t.co/abc", 1, 1)]),
+        ("visit:entry_page", [("/", 4, 4), ("/blog", 1, 1)]),
+        ("visit:exit_page", [("/", 1, 1), ("/about", 1, 1), ("/blog", 1, 1), ("/docs", 1, 1), ("/pricing", 1, 1)]),
+        ("visit:utm_source", [("newsletter", 1, 1)]),
+        ("visit:utm_medium", [("email", 1, 1)]),
+        ("visit:utm_campaign", [("fall", 1, 1)]),
+        ("visit:browser", [("Chrome", 2, 3), ("Firefox", 1, 1), ("Safari", 1, 1)]),
+        ("visit:os", [("Windows", 2, 3), ("Linux", 1, 1), ("iOS", 1, 1)]),
+        ("visit:device", [("Desktop", 2, 3), ("Laptop", 1, 1), ("Mobile", 1, 1)]),
+        ("visit:country", [("US", 2, 3), ("DE", 1, 1), ("FR", 1, 1)]),
+        ("event:name", [("Outbound Link: Click", 1, 1), ("Signup", 1, 1)]),
+    ],
+)
+def test_breakdowns_of_the_scripted_day(site, prop, expected):
+    short = selectors.PROPERTIES[prop].short
+    rows = selectors.breakdown(site, day(FRIDAY), prop, ("visitors", "visits"))
+    assert [(row[short], row["visitors"], row["visits"]) for row in rows] == expected
+
+
+def test_visit_breakdowns_carry_every_metric(site):
+    rows = selectors.breakdown(site, day(FRIDAY), "visit:browser", ALL_METRICS)
+    assert rows[0] == {
+        "browser": "Chrome",
+        "visitors": 2,
+        "visits": 3,
+        "pageviews": 5,
+        "views_per_visit": 1.67,
+        "bounce_rate": 33,
+        "visit_duration": 320,
+        "events": 1,
+    }
+    events = selectors.breakdown(site, day(FRIDAY), "event:name", ("visitors", "events"))
+    assert events == [
+        {"name": "Outbound Link: Click", "visitors": 1, "events": 1},
+        {"name": "Signup", "visitors": 1, "events": 1},
+    ]
+
+
+@pytest.mark.parametrize(("prop", "metric"), [("event:name", "bounce_rate"), ("event:page", "events")])
+def test_metrics_a_property_cannot_answer_are_refused(site, prop, metric):
+    with pytest.raises(ValueError, match=f"metric '{metric}' is not available with property '{prop}'"):
+        selectors.breakdown(site, day(FRIDAY), prop, ("visitors", metric))
+
+
+def test_unknown_property_is_refused(site):
+    with pytest.raises(ValueError, match="unknown property 'visit:city'"):
+        selectors.breakdown(site, day(FRIDAY), "visit:city")
+
+
+@pytest.mark.parametrize("prop", list(selectors.PROPERTIES))
+@pytest.mark.parametrize("period", [day(FRIDAY), WHOLE], ids=["friday", "two-months"])
+def test_the_raw_path_agrees_with_the_rollups(site, prop, period):
+    metrics = selectors.PROPERTIES[prop].metrics
+    rollups = selectors.breakdown(site, period, prop, metrics)
+    assert rollups
+    assert selectors.breakdown(site, period, prop, metrics, MATCH_ALL) == rollups
+
+
+def test_filtered_breakdowns(site):
+    rows = selectors.breakdown(
+        site,
+        day(FRIDAY),
+        "event:page",
+        ("visitors", "pageviews", "bounce_rate", "visit_duration"),
+        "visit:source==Google",
+    )
+    assert rows == [
+        {"page": "/", "visitors": 1, "pageviews": 1, "bounce_rate": 0, "visit_duration": 360},
+        {"page": "/pricing", "visitors": 1, "pageviews": 1, "bounce_rate": 0, "visit_duration": 0},
+    ]
+    browsers = selectors.breakdown(site, day(FRIDAY), "visit:browser", ("visitors", "visits"), "event:page==/")
+    assert browsers == [
+        {"browser": "Chrome", "visitors": 2, "visits": 2},  # A's first visit and D's
+        {"browser": "Firefox", "visitors": 1, "visits": 1},
+        {"browser": "Safari", "visitors": 1, "visits": 1},
+    ]
+    combined = selectors.breakdown(
+        site, WHOLE, "visit:country", ("visitors", "pageviews"), "visit:browser==Chrome;event:page==/"
+    )
+    assert combined == [
+        {"country": "US", "visitors": 2, "pageviews": 3},
+        {"country": "FR", "visitors": 1, "pageviews": 2},
+    ]
+
+
+# -- what the queries read --------------------------------------------------------------------
+
+
+def test_unfiltered_queries_read_only_the_rollups(site):
+    with CaptureQueriesContext(connection) as queries:
+        selectors.aggregate(site, WHOLE, ALL_METRICS)
+        selectors.aggregate_compared(site, day(FRIDAY), ALL_METRICS)
+        for interval in ("date", "month"):
+            selectors.timeseries(site, WHOLE, ALL_METRICS, None, interval)
+        selectors.timeseries(site, day(FRIDAY), ALL_METRICS, None, "hour")
+        for prop in selectors.PROPERTIES.values():
+            if prop.name != "visit:exit_page":
+                selectors.breakdown(site, WHOLE, prop, prop.metrics)
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert len(sql) >= 15
+    assert not [text for text in sql if "collector_event" in text or "collector_visit" in text]
+    assert all("collector_hourlytotal" in text or "collector_dailybreakdown" in text for text in sql)
+
+
+def test_exit_pages_read_visits_never_events(site):
+    with CaptureQueriesContext(connection) as queries:
+        selectors.breakdown(site, WHOLE, "visit:exit_page", ALL_METRICS)
+    assert [q for q in queries.captured_queries if "collector_event" in q["sql"]] == []
+
+
+def test_filtered_queries_read_events_of_the_period_only(site):
+    with CaptureQueriesContext(connection) as queries:
+        selectors.aggregate(site, day(FRIDAY), ("visitors", "pageviews"), "visit:source==Google")
+    [query] = queries.captured_queries
+    assert "collector_event" in query["sql"]
+    assert "collector_visit" in query["sql"]
+    assert "collector_hourlytotal" not in query["sql"]
+
+
+# -- realtime and access ----------------------------------------------------------------------
+
+
+def test_realtime_counts_distinct_visitors_of_the_last_five_minutes(site):
+    def at(hh: int, mm: int) -> dt.datetime:
+        return dt.datetime(2026, 11, 20, hh, mm, tzinfo=NY)
+
+    assert selectors.realtime_visitors(site, now=at(9, 6)) == 1  # A's three hits
+    assert selectors.realtime_visitors(site, now=at(10, 4)) == 1  # B
+    assert selectors.realtime_visitors(site, now=at(10, 7)) == 0
+    Event.objects.filter(site=site, ts__gte=at(18, 0), ts__lt=at(19, 0)).update(ts=at(9, 4))
+    assert selectors.realtime_visitors(site, now=at(9, 6)) == 2  # A and D
+
+
+def test_only_the_owner_can_view_a_site(site, django_user_model):
+    owner, other = django_user_model.objects.create_user("owner"), django_user_model.objects.create_user("other")
+    site.owner = owner
+    site.save()
+    assert selectors.user_can_view(owner, site)
+    assert not selectors.user_can_view(other, site)
+    assert not selectors.user_can_view(None, site)
+
+
+def test_sites_are_found_by_domain_or_public_id(site):
+    assert selectors.site_by_id("example.com") == site
+    assert selectors.site_by_id("https://www.example.com/") == site
+    assert selectors.site_by_id(site.public_id) == site
+    assert selectors.site_by_id("example.org") is None
+    assert selectors.site_by_id("") is None
+
+
+# -- exactness --------------------------------------------------------------------------------
+
+
+def _ingest(site: Any, hits: list[tuple[dt.datetime, int, str]]) -> None:
+    from collector.ingest import ingest_batch
+
+    batch = [
+        {"id": f"{n:032x}", "site": site.id, "ts": int(ts.timestamp() * 1000), "n": "pageview", "p": path, "vid": vid}
+        for n, (ts, vid, path) in enumerate(hits, start=1)
+    ]
+    assert ingest_batch(batch).written == len(batch)
+
+
+def test_values_differing_only_in_case_stay_apart(db):
+    from dashboard.models import Site
+
+    site = Site.objects.create(domain="case.example", timezone="UTC")
+    noon = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    _ingest(site, [(noon, 1, "/About"), (noon, 2, "/about"), (noon, 3, "/about")])
+    period = Period(noon.date(), noon.date(), dt.UTC)
+    expected = [{"page": "/about", "visitors": 2}, {"page": "/About", "visitors": 1}]
+    assert selectors.breakdown(site, period, "event:page") == expected
+    assert selectors.breakdown(site, period, "event:page", None, "visit:entry_page!=/nowhere") == expected
+    assert selectors.aggregate(site, period, ("visitors",), "event:page==/About") == {"visitors": 1}
+    assert selectors.aggregate(site, period, ("visitors",), "event:page!=/About") == {"visitors": 2}
+
+
+def test_a_half_hour_time_zone(db):
+    from dashboard.models import Site
+
+    site = Site.objects.create(domain="kolkata.example", timezone="Asia/Kolkata")  # UTC+05:30
+    utc = dt.datetime(2026, 11, 20, 18, tzinfo=dt.UTC)
+    _ingest(site, [(utc + dt.timedelta(minutes=20), 1, "/"), (utc + dt.timedelta(minutes=40), 2, "/")])
+    tz = zoneinfo.ZoneInfo("Asia/Kolkata")
+    two_days = Period(dt.date(2026, 11, 20), dt.date(2026, 11, 21), tz)
+    for filters in (None, "event:page==/"):
+        # 23:50 on the 20th and 00:10 on the 21st in Kolkata
+        assert selectors.timeseries(site, two_days, ("visitors",), filters, "date") == [
+            {"date": "2026-11-20", "visitors": 1},
+            {"date": "2026-11-21", "visitors": 1},
+        ]
+        hours = selectors.timeseries(site, two_days, ("pageviews",), filters, "hour")
+        assert [row["date"] for row in hours if row["pageviews"]] == ["2026-11-20 23:00:00", "2026-11-21 00:00:00"]
