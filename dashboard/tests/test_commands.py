@@ -47,3 +47,19 @@ def test_seed_demo_fills_the_demo_site_once(capsys):
     call_command("seed_demo", "--days", "3", "--visitors-per-day", "20")
     assert "already has data" in capsys.readouterr().out
     assert Event.objects.filter(site=site).count() == events
+
+
+def test_the_admin_lists_and_revokes_api_keys(client, django_user_model):
+    from dashboard.api_keys import apikey_create
+    from dashboard.models import ApiKey
+
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    key, secret = apikey_create(user=admin, name="CI")
+    client.force_login(admin)
+    page = client.get("/admin/dashboard/apikey/")
+    assert page.status_code == 200
+    assert key.prefix in page.content.decode()
+    assert secret not in page.content.decode()
+    response = client.post("/admin/dashboard/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+    assert response.status_code == 302
+    assert ApiKey.objects.get().revoked_at is not None
