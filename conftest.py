@@ -148,7 +148,7 @@ def redis_cache(redis_url: str, settings: Any) -> Iterator[None]:
     redis.Redis.from_url(url).flushdb()
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "fathom.cache.FastRedisCache",
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }

@@ -131,7 +131,7 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "fathom.cache.FastRedisCache",  # Django's RedisCache, one client per pool
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", "fathom"),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},

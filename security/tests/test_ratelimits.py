@@ -62,7 +62,7 @@ def test_ipv6_clients_are_limited_per_slash_64(site, settings):
 def test_the_collector_fails_open_when_redis_is_down(site, settings, caplog):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "fathom.cache.FastRedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
@@ -91,7 +91,7 @@ def test_login_is_limited_per_ip_and_per_username(client, settings, django_user_
 def test_login_fails_closed_when_redis_is_down(client, settings):
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "fathom.cache.FastRedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
