@@ -8,7 +8,9 @@ only trace ordinary traffic leaves: they expire within minutes and are never row
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from django.core.cache import cache
 
@@ -22,6 +24,21 @@ def _redis_client() -> object | None:
     return backend
 
 
+_local = threading.local()
+
+
+def _pipeline(client: Any) -> Any:
+    """A reusable pipeline per thread and client: building one copies redis-py's whole table of
+    response callbacks (~0.5 ms), more than the round trip it saves. execute() empties it."""
+    cached = getattr(_local, "pipelines", None)
+    if cached is None:
+        cached = _local.pipelines = {}
+    pipe = cached.get(id(client))
+    if pipe is None:
+        pipe = cached[id(client)] = client.pipeline(transaction=False)
+    return pipe
+
+
 def incr_many(items: Sequence[tuple[str, int]]) -> list[int]:
     """Increment each key (creating it with the given TTL in seconds) and return the new values.
 
@@ -31,7 +48,7 @@ def incr_many(items: Sequence[tuple[str, int]]) -> list[int]:
     if backend is not None:
         keys = [cache.make_and_validate_key(key) for key, _ in items]
         client = backend.get_client(keys[0], write=True)
-        pipe = client.pipeline(transaction=False)
+        pipe = _pipeline(client)
         for key, (_, ttl) in zip(keys, items, strict=True):
             pipe.incr(key)
             pipe.expire(key, ttl, nx=True)
