@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
+import secrets
 from typing import Any
 
 from django.db import DatabaseError
@@ -18,6 +18,15 @@ from security.guards import ip_tokens
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104 (hostnames to drop, not a bind)
+
+
+def hit_id(ts_ms: int) -> str:
+    """32 hex characters: the 48-bit millisecond timestamp, then 80 random bits (like UUIDv7).
+
+    Time-ordered ids land at the end of the unique index instead of anywhere in it: with 10M
+    events stored, random uuid4 ids halved the ingest rate (docs/benchmarks.md).
+    """
+    return f"{ts_ms & 0xFFFFFFFFFFFF:012x}{secrets.token_hex(10)}"
 
 
 def is_local(hostname: str) -> bool:
@@ -52,7 +61,7 @@ def build_messages(
     messages = []
     for site in accepted:
         message: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
+            "id": hit_id(ts),
             "site": site.id,
             "ts": ts,
             "n": hit.name,
