@@ -1,0 +1,1 @@
+"""Benchmarks of the collector and the ingest path. See docs/benchmarks.md."""

@@ -1,0 +1,542 @@
+"""Ingest throughput: events/s that collector.ingest.ingest_batch writes into MariaDB.
+
+In-process (one Python process, so one core; MariaDB runs on the other), Django configured
+against a MariaDB bench database. The hits are what collector/views.py::_build_messages builds,
+with realistic key diversity: ~2,000 pages (Zipf-like), 30 referrer sources plus direct traffic,
+some UTM-tagged visits, 5 browsers, 4 OS, 3 devices, 40 countries, custom events (one with a
+value), engagement reports, visitors making 1-8 pageviews each, over one day, sent in time order.
+
+For each batch size the same hits are also written, with fresh hit ids and without visits or
+rollups, by two baselines: a plain Event.objects.bulk_create (what the brief asks for) and a raw
+multi-row INSERT of tuples (the least a worker must do to store events). The gap between ingest and
+the raw INSERT is what the visit and rollup logic costs. Every
+SQL statement of ingest_batch is counted (connection.execute_wrapper) and classified by table.
+
+    .venv/bin/python bench/ingest_bench.py                      # own database, dropped at the end
+    .venv/bin/python bench/ingest_bench.py --batch-sizes 1000 --events 1000:30000
+    .venv/bin/python bench/ingest_bench.py --profile 1000       # pyinstrument (pip install pyinstrument)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BENCH_DOMAIN, BenchDatabase, app_env, log
+
+DEFAULT_EVENTS = {1: 2_000, 100: 20_000, 1000: 30_000, 10000: 50_000}
+TARGET_EVENTS_PER_S = 10_000  # at batch size 1,000
+# The ingest writes days after the range the scaling bench fills (see fill.py).
+INGEST_DAYS_AGO = 7
+
+PAGE_COUNT = 2000
+SECTIONS = ("blog", "docs", "pricing", "product", "guides", "changelog", "about", "careers")
+SOURCES = [  # (referrer as the collector stores it: host + path, source name)
+    ("google.com", "Google"),
+    ("bing.com", "Bing"),
+    ("duckduckgo.com", "DuckDuckGo"),
+    ("search.yahoo.com", "Yahoo!"),
+    ("yandex.ru", "Yandex"),
+    ("baidu.com", "Baidu"),
+    ("ecosia.org", "Ecosia"),
+    ("kagi.com", "Kagi"),
+    ("search.brave.com", "Brave Search"),
+    ("t.co", "Twitter"),
+    ("facebook.com", "Facebook"),
+    ("linkedin.com", "LinkedIn"),
+    ("reddit.com/r/webdev/comments/abc", "Reddit"),
+    ("news.ycombinator.com/item", "Hacker News"),
+    ("lobste.rs/s/xyz", "Lobsters"),
+    ("github.com/someone/project", "GitHub"),
+    ("stackoverflow.com/questions/1", "Stack Overflow"),
+    ("youtube.com/watch", "YouTube"),
+    ("instagram.com", "Instagram"),
+    ("pinterest.com", "Pinterest"),
+    ("bsky.app", "Bluesky"),
+    ("mastodon.social", "Mastodon"),
+    ("chatgpt.com", "ChatGPT"),
+    ("perplexity.ai", "Perplexity"),
+    ("producthunt.com/posts/bench", "Product Hunt"),
+    ("dev.to/someone/post", "dev.to"),
+    ("medium.com/@someone/post", "Medium"),
+    ("substack.com", "Substack"),
+    ("partner-blog.example/review", "partner-blog.example"),
+    ("newsletter.example/issue-42", "newsletter.example"),
+]
+BROWSERS = (("Chrome", 60), ("Safari", 20), ("Firefox", 8), ("Edge", 8), ("Samsung Internet", 4))
+OSES = (("Windows", 35), ("macOS", 20), ("iOS", 25), ("Android", 20))
+DEVICES = (("Desktop", 55), ("Mobile", 40), ("Tablet", 5))
+COUNTRIES = [
+    "US",
+    "GB",
+    "DE",
+    "FR",
+    "CA",
+    "AU",
+    "NL",
+    "SE",
+    "NO",
+    "DK",
+    "FI",
+    "ES",
+    "IT",
+    "PT",
+    "PL",
+    "CZ",
+    "AT",
+    "CH",
+    "BE",
+    "IE",
+    "IN",
+    "JP",
+    "KR",
+    "CN",
+    "SG",
+    "BR",
+    "MX",
+    "AR",
+    "CL",
+    "CO",
+    "ZA",
+    "NG",
+    "EG",
+    "TR",
+    "IL",
+    "AE",
+    "RU",
+    "UA",
+    "NZ",
+    "ID",
+]
+UTM = [
+    ("newsletter", "email", "november"),
+    ("twitter", "social", "launch"),
+    ("google", "cpc", "brand"),
+    ("partner", "referral", "spring-deal"),
+]
+CUSTOM_EVENTS = ("Signup", "Download", "Outbound Link: Click", "Purchase")
+PAGEVIEWS_PER_VISIT = (1, 2, 3, 4, 5, 6, 7, 8)
+PAGEVIEW_WEIGHTS = (40, 20, 12, 9, 7, 5, 4, 3)
+
+
+def _cum(weights: list[float]) -> list[float]:
+    return list(itertools.accumulate(weights))
+
+
+def page_paths() -> list[str]:
+    return ["/"] + [f"/{SECTIONS[k % len(SECTIONS)]}/page-{k}" for k in range(1, PAGE_COUNT)]
+
+
+# How hit ids are made: "uuid4" as collector/services.py does (random), or "time": 48-bit
+# millisecond timestamp + 80 random bits, hex (time-ordered, UUIDv7-like), to measure what random
+# ids cost the unique index on collector_event.hit_id once the table is large (--hit-ids time).
+HIT_IDS = "uuid4"
+
+
+def new_hit_id(ts_ms: int, rng: random.Random | None = None) -> str:
+    bits = rng.getrandbits if rng is not None else random.getrandbits
+    if HIT_IDS == "time":
+        return f"{ts_ms:012x}{bits(80):020x}"
+    return uuid.UUID(int=bits(128), version=4).hex
+
+
+def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[dict[str, Any]]:
+    """n_events hits of one day, sorted by time, as the collector view builds them."""
+    rng = random.Random(seed)
+    paths = page_paths()
+    page_cum = _cum([1 / (k + 1) ** 1.05 for k in range(PAGE_COUNT)])
+    source_cum = _cum([1 / (k + 1) for k in range(len(SOURCES))])
+    browsers, browser_w = zip(*BROWSERS, strict=True)
+    oses, os_w = zip(*OSES, strict=True)
+    devices, device_w = zip(*DEVICES, strict=True)
+    day_start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp()
+    hits: list[dict[str, Any]] = []
+    while len(hits) < n_events:
+        vid = rng.getrandbits(64) - 2**63
+        pvid = rng.getrandbits(64) - 2**63  # yesterday's hash: the worker looks visits up by both
+        common = {
+            "site": site_id,
+            "host": BENCH_DOMAIN,
+            "b": rng.choices(browsers, browser_w)[0],
+            "os": rng.choices(oses, os_w)[0],
+            "dev": rng.choices(devices, device_w)[0],
+            "cc": rng.choice(COUNTRIES),
+            "vid": vid,
+            "pvid": pvid,
+        }
+        source = None if rng.random() < 0.4 else rng.choices(SOURCES, cum_weights=source_cum)[0]
+        utm = rng.choice(UTM) if rng.random() < 0.08 else None
+        t = day_start + rng.uniform(0, 86_400 - 3_600)
+        for j in range(rng.choices(PAGEVIEWS_PER_VISIT, PAGEVIEW_WEIGHTS)[0]):
+            path = rng.choices(paths, cum_weights=page_cum)[0]
+            hit = {"id": new_hit_id(int(t * 1000), rng), "ts": int(t * 1000), "n": "pageview"}
+            hit.update(common, p=path, i=True)
+            if j == 0 and source is not None:
+                hit["ref"], hit["src"] = source
+            if j == 0 and utm is not None:
+                hit["utm"] = [*utm, "", ""]
+            hits.append(hit)
+            if rng.random() < 0.06:
+                name = rng.choice(CUSTOM_EVENTS)
+                event = {"id": new_hit_id(int((t + 5) * 1000), rng), "ts": int((t + 5) * 1000)}
+                event.update(common, n=name, p=path, i=True)
+                if name == "Purchase":
+                    event["v"] = rng.choice((999, 1999, 4999, 19900))
+                    event["props"] = {"plan": rng.choice(("basic", "pro", "team"))}
+                hits.append(event)
+            gap = rng.uniform(10, 300)
+            if rng.random() < 0.3:  # the tracker's engagement report when the page is left
+                engagement = {"id": new_hit_id(int((t + gap) * 1000), rng), "ts": int((t + gap) * 1000)}
+                engagement.update(common, n="engagement", p=path, i=False)
+                engagement["e"] = int(gap * 1000 * rng.uniform(0.3, 1.0))
+                engagement["sd"] = rng.randint(10, 100)
+                hits.append(engagement)
+            t += gap
+    hits.sort(key=lambda hit: hit["ts"])
+    return hits[:n_events]
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+_TABLE = re.compile(r"`((?:collector|dashboard)_\w+)`")
+
+
+def classify(sql: str) -> str:
+    verb = sql.lstrip().split(None, 1)[0].upper()
+    match = _TABLE.search(sql)
+    if match is None:
+        return "connection setup"
+    table = match.group(1)
+    if verb == "INSERT" and "ON DUPLICATE KEY UPDATE" in sql:
+        verb = "UPSERT"
+    elif verb == "SELECT" and sql.rstrip().endswith("FOR UPDATE"):
+        verb = "SELECT FOR UPDATE"
+    return f"{verb} {table}"
+
+
+class SqlCounter:
+    """execute_wrapper: counts statements (and rows of multi-row INSERTs) and time spent in SQL."""
+
+    def __init__(self) -> None:
+        self.statements: Counter[str] = Counter()
+        self.rows: Counter[str] = Counter()
+        self.seconds = 0.0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        key = classify(sql)
+        self.statements[key] += 1
+        if key.startswith(("INSERT", "UPSERT")):  # multi-row VALUES (...), (...)
+            self.rows[key] += sql.count("), (") + 1
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def baseline_events(hits: list[dict[str, Any]]) -> list[Any]:
+    """The same rows as plain Event objects (fresh hit ids, no visit logic)."""
+    from collector.models import Event
+
+    rows = []
+    for hit in hits:
+        utm = hit.get("utm") or ["", "", "", "", ""]
+        rows.append(
+            Event(
+                site_id=hit["site"],
+                hit_id=new_hit_id(hit["ts"]),
+                ts=dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC),
+                visitor_id=hit["vid"],
+                visit_key=hit["vid"],
+                name=hit["n"],
+                path=hit["p"],
+                hostname=hit.get("host", ""),
+                referrer=hit.get("ref", ""),
+                referrer_source=hit.get("src", ""),
+                utm_source=utm[0],
+                utm_medium=utm[1],
+                utm_campaign=utm[2],
+                utm_content=utm[3],
+                utm_term=utm[4],
+                browser=hit.get("b", ""),
+                os=hit.get("os", ""),
+                device=hit.get("dev", ""),
+                country=hit.get("cc", ""),
+                value=hit.get("v"),
+                props=hit.get("props"),
+                scroll_depth=hit.get("sd"),
+                engaged_ms=hit.get("e"),
+            )
+        )
+    return rows
+
+
+EVENT_COLUMNS = (
+    "site_id",
+    "hit_id",
+    "ts",
+    "visitor_id",
+    "visit_key",
+    "name",
+    "path",
+    "hostname",
+    "referrer",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "browser",
+    "os",
+    "device",
+    "country",
+    "value",
+    "props",
+    "scroll_depth",
+    "engaged_ms",
+)
+
+
+def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
+    """The second baseline: the same rows (fresh hit ids) as plain tuples in one multi-row INSERT
+    per chunk, in one transaction: the least a worker must do to store the events."""
+    from django.db import connection, transaction
+
+    rows = []
+    for hit in hits:
+        utm = hit.get("utm") or ("", "", "", "", "")
+        props = hit.get("props")
+        ts = dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC).replace(tzinfo=None)
+        rows.append(
+            (
+                hit["site"],
+                new_hit_id(hit["ts"]),
+                str(ts),
+                hit["vid"],
+                hit["vid"],
+                hit["n"],
+                hit["p"],
+                hit.get("host", ""),
+                hit.get("ref", ""),
+                hit.get("src", ""),
+                *utm,
+                hit.get("b", ""),
+                hit.get("os", ""),
+                hit.get("dev", ""),
+                hit.get("cc", ""),
+                hit.get("v"),
+                json.dumps(props) if props else None,
+                hit.get("sd"),
+                hit.get("e"),
+            )
+        )
+    placeholder = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
+    columns = ", ".join(f"`{c}`" for c in EVENT_COLUMNS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            sql = f"INSERT INTO `collector_event` ({columns}) VALUES {', '.join([placeholder] * len(part))}"
+            cursor.execute(sql, [value for row in part for value in row])
+
+
+def bench_batch_size(
+    site_id: int, batch_size: int, n_events: int, day: dt.date, seed: int, profiler: Any = None
+) -> dict[str, Any]:
+    from django.db import connection, transaction
+
+    from collector.ingest import ingest_batch
+    from collector.models import Event
+
+    hits = generate_hits(site_id, n_events, day, seed)
+    batches = [hits[i : i + batch_size] for i in range(0, len(hits), batch_size)]
+    written = duplicates = dropped = 0
+    ingest_s = baseline_s = raw_s = 0.0
+    ingest_cpu = 0.0
+    per_batch_ms: list[float] = []
+    counter = SqlCounter()
+    hours = {dt.datetime.fromtimestamp(h["ts"] / 1000, tz=dt.UTC).hour for h in hits}
+    for batch in batches:
+        if profiler is not None:
+            profiler.start()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        with connection.execute_wrapper(counter):
+            result = ingest_batch(batch)
+        elapsed = time.perf_counter() - t0
+        if profiler is not None:
+            profiler.stop()
+        ingest_cpu += time.process_time() - cpu0
+        ingest_s += elapsed
+        per_batch_ms.append(elapsed * 1000)
+        written += result.written
+        duplicates += result.duplicates
+        dropped += result.dropped
+
+        t0 = time.perf_counter()
+        rows = baseline_events(batch)
+        with transaction.atomic():
+            Event.objects.bulk_create(rows, batch_size=1000)
+        baseline_s += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        raw_insert_events(batch)
+        raw_s += time.perf_counter() - t0
+
+    n_batches = len(batches)
+    per_batch = {key: value / n_batches for key, value in sorted(counter.statements.items())}
+    rows_per_batch = {key: value / n_batches for key, value in sorted(counter.rows.items())}
+    names = Counter(hit["n"] if hit["n"] in ("pageview", "engagement") else "custom" for hit in hits)
+    result = {
+        "batch_size": batch_size,
+        "hit_ids": HIT_IDS,
+        "hits": len(hits),
+        "batches": n_batches,
+        "written": written,
+        "duplicates": duplicates,
+        "dropped": dropped,
+        "hit_mix": dict(names),
+        "hours_hit": len(hours),
+        "ingest_seconds": ingest_s,
+        "ingest_events_per_s": len(hits) / ingest_s,
+        "ingest_cpu_share": ingest_cpu / ingest_s,
+        "sql_seconds": counter.seconds,
+        "sql_share": counter.seconds / ingest_s,
+        "batch_ms_p50": statistics.median(per_batch_ms),
+        "batch_ms_max": max(per_batch_ms),
+        "baseline_seconds": baseline_s,
+        "baseline_events_per_s": len(hits) / baseline_s,
+        "raw_insert_seconds": raw_s,
+        "raw_insert_events_per_s": len(hits) / raw_s,
+        "statements_per_batch": sum(counter.statements.values()) / n_batches,
+        "statements_by_kind": per_batch,
+        "rows_by_kind": rows_per_batch,
+    }
+    result["overhead_vs_baseline"] = result["baseline_events_per_s"] / result["ingest_events_per_s"]
+    result["overhead_vs_raw_insert"] = result["raw_insert_events_per_s"] / result["ingest_events_per_s"]
+    print_result(result)
+    return result
+
+
+def speed(ratio: float) -> str:
+    """baseline/ingest events/s as words."""
+    return f"ingest {ratio:.1f}x slower" if ratio >= 1 else f"ingest {1 / ratio:.1f}x faster"
+
+
+def print_result(r: dict[str, Any]) -> None:
+    print(
+        f"  batch {r['batch_size']:>6}: ingest {r['ingest_events_per_s']:8.0f} events/s "
+        f"({r['hits']} hits in {r['batches']} batches, {r['batch_ms_p50']:.1f} ms/batch p50, "
+        f"SQL {r['sql_share']:.0%} of the time, this process's CPU {r['ingest_cpu_share']:.0%})  |  "
+        f"baselines: ORM bulk_create {r['baseline_events_per_s']:6.0f} events/s ({speed(r['overhead_vs_baseline'])}), "
+        f"raw INSERT {r['raw_insert_events_per_s']:6.0f} events/s ({speed(r['overhead_vs_raw_insert'])})",
+        flush=True,
+    )
+    kinds = ", ".join(
+        f"{kind} {count:.2f}" + (f" ({r['rows_by_kind'][kind]:.0f} rows)" if kind in r["rows_by_kind"] else "")
+        for kind, count in r["statements_by_kind"].items()
+        if count >= 0.01
+    )
+    print(f"      SQL per batch: {r['statements_per_batch']:.2f} statements: {kinds}", flush=True)
+    if r["batch_size"] == 1000:
+        verdict = "OK" if r["ingest_events_per_s"] >= TARGET_EVENTS_PER_S else "BELOW TARGET"
+        print(f"      target >= {TARGET_EVENTS_PER_S} events/s at batch 1,000: {verdict}", flush=True)
+
+
+def configure_django(db_name: str) -> None:
+    os.environ.update(app_env(db_name))
+    import django
+
+    django.setup()
+
+
+def run(
+    db: BenchDatabase, sizes: dict[int, int], day_offset: int = 0, profile: int | None = None
+) -> list[dict[str, Any]]:
+    configure_django(db.name)
+    from django.db import connection
+
+    results = []
+    today = dt.datetime.now(dt.UTC).date()
+    log(f"ingest bench: batch sizes {', '.join(f'{b} ({n} hits)' for b, n in sizes.items())}")
+    for index, (batch_size, n_events) in enumerate(sizes.items()):
+        day = today - dt.timedelta(days=INGEST_DAYS_AGO - ((day_offset + index) % INGEST_DAYS_AGO))
+        seed = 1000 * (day_offset + 1) + batch_size
+        if profile == batch_size:
+            results.append(profile_batch_size(db.site_id, batch_size, n_events, day, seed))
+        else:
+            results.append(bench_batch_size(db.site_id, batch_size, n_events, day, seed))
+    connection.close()
+    return results
+
+
+def profile_batch_size(site_id: int, batch_size: int, n_events: int, day: dt.date, seed: int) -> dict[str, Any]:
+    """The same run with pyinstrument sampling ingest_batch only (its overhead lowers the figures)."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001)
+    result = bench_batch_size(site_id, batch_size, n_events, day, seed, profiler)
+    out = Path(tempfile.gettempdir()) / f"bench-ingest-profile-{batch_size}"
+    out.with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False))
+    out.with_suffix(".html").write_text(profiler.output_html())
+    print(f"      pyinstrument profile of ingest_batch: {out}.txt and {out}.html", flush=True)
+    return result
+
+
+def parse_sizes(batch_sizes: str, events: str | None) -> dict[int, int]:
+    counts = dict(DEFAULT_EVENTS)
+    if events:
+        for item in events.split(","):
+            size, n = item.split(":")
+            counts[int(size)] = int(n)
+    return {int(size): counts.get(int(size), max(20_000, 5 * int(size))) for size in batch_sizes.split(",")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", default="1,100,1000,10000")
+    parser.add_argument("--events", help="hits per batch size, e.g. 100:20000,1000:30000")
+    parser.add_argument("--database", help="use this existing bench_* database instead of creating one")
+    parser.add_argument("--day-offset", type=int, default=0, help="shift the day the hits fall on")
+    parser.add_argument(
+        "--hit-ids",
+        choices=["uuid4", "time"],
+        default="uuid4",
+        help="random hit ids as the collector makes them (default), or time-ordered ones",
+    )
+    parser.add_argument("--profile", type=int, help="profile this batch size with pyinstrument")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args(argv)
+    sizes = parse_sizes(args.batch_sizes, args.events)
+    global HIT_IDS
+    HIT_IDS = args.hit_ids
+    own = args.database is None
+    db = BenchDatabase("bench_ingest") if own else BenchDatabase(args.database)
+    try:
+        db.create() if own else db.attach()
+        results = run(db, sizes, args.day_offset, args.profile)
+    finally:
+        if own:
+            db.drop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
