@@ -51,6 +51,7 @@ services:
 	@bash scripts/ensure-services.sh
 
 bench: setup services
+	bash scripts/install-system.sh --bench
 	$(PY) bench/run_all.py
 
 clean:
