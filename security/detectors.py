@@ -9,9 +9,11 @@ human on the security dashboard.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,7 +21,7 @@ from security.counters import safe_incr_many
 
 log = logging.getLogger(__name__)
 
-WINDOW = 600  # seconds a reason counter lives
+WINDOW = 600  # seconds a reason counter lives, unless the reason says otherwise
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,13 @@ class Reason:
     threshold: int  # counter value at which the IP is flagged (and again at each multiple)
     weight: int  # score added per threshold reached
     label: str
+    window: int = WINDOW
 
 
 REASONS: dict[str, Reason] = {
-    "rate": Reason(1, 10, "one visitor sending far more hits per minute than a human"),
+    # Short window: a NAT full of identical browsers can cross the per-visitor line once a
+    # minute; only a real flood crosses it many times within two minutes.
+    "rate": Reason(1, 10, "one visitor sending far more hits per minute than a human", window=120),
     "many_sites": Reason(1, 15, "one IP sending hits to many sites"),
     "ratelimited": Reason(10, 10, "rate limit hits"),
     "hostname": Reason(5, 3, "page hostname not matching the site"),
@@ -75,10 +80,30 @@ def score_of(reasons: dict[str, int]) -> int:
     )
 
 
+def _counter_key(code: str, ip: str, now: float) -> str:
+    """Fixed windows: the counter of the reason's current window for this IP."""
+    return f"det:{code}:{ip}:{int(now // REASONS[code].window)}"
+
+
+def recent_score(ip: str) -> int:
+    """The score of what this IP did within the reasons' windows (the auto-ban decision).
+
+    The FlaggedIP row keeps every piece of evidence for the operator; the ban decision only
+    looks at recent behaviour, so slow accumulation (a busy NAT over a day) never bans.
+    """
+    now = time.time()
+    keys = {code: _counter_key(code, ip, now) for code in REASONS}
+    try:
+        values = cache.get_many(list(keys.values()))
+    except Exception:
+        return 0
+    return score_of({code: int(values.get(key) or 0) for code, key in keys.items()})
+
+
 def observe(ip: str, code: str, site: str = "") -> None:
     """Count one occurrence of a reason for this IP; flag it when the threshold is reached."""
     reason = REASONS[code]
-    values = safe_incr_many([(f"det:{code}:{ip}", WINDOW)])
+    values = safe_incr_many([(_counter_key(code, ip, time.time()), reason.window * 2)])
     if values is None:
         return
     count = values[0]
@@ -106,15 +131,16 @@ def flag(ip: str, code: str, amount: int, site: str = "") -> None:
         row.last_seen = now
         row.expires_at = expires_at
         row.score = score_of(row.reasons)
-        should_ban = row.status == FlaggedIP.Status.OPEN and row.score >= settings.AUTO_BAN_SCORE
+        recent = recent_score(ip)
+        should_ban = row.status == FlaggedIP.Status.OPEN and recent >= settings.AUTO_BAN_SCORE
         times_banned = row.times_banned
         row.save()
     if should_ban:
         top = sorted(row.reasons, key=lambda c: -REASONS[c].weight * row.reasons[c] if c in REASONS else 0)[:3]
         ban_network(
             network=ip,
-            reason=f"auto: score {row.score} ({', '.join(top)})",
+            reason=f"auto: score {recent} within minutes ({', '.join(top)})",
             source="auto",
             duration=auto_ban_duration(times_banned),
         )
-        log.warning("auto-banned %s: score %s", ip, row.score)
+        log.warning("auto-banned %s: recent score %s", ip, recent)

@@ -131,8 +131,10 @@ def expire_bans() -> int:
             BanAudit.objects.create(action=BanAudit.Action.EXPIRE, network=ban.network, source=ban.source)
         Ban.objects.filter(pk__in=[ban.pk for ban in expired]).delete()
         single = [ban.network.split("/")[0] for ban in expired if ban.network.endswith(("/32", "/128"))]
+        # Served its time: back under watch with a clean slate, so a return is banned again
+        # (for longer: times_banned is kept).
         FlaggedIP.objects.filter(ip__in=single, status=FlaggedIP.Status.BANNED).update(
-            status=FlaggedIP.Status.DISMISSED
+            status=FlaggedIP.Status.OPEN, reasons={}, score=0
         )
         FlaggedIP.objects.filter(expires_at__lte=timezone.now()).exclude(status=FlaggedIP.Status.BANNED).delete()
         if expired:

@@ -52,16 +52,50 @@ def test_a_single_ip_flood_is_flagged_then_auto_banned(site, settings, django_ca
     assert Event.objects.count() == 20
 
 
-def test_repeat_offenders_are_banned_for_longer(settings, django_capture_on_commit_callbacks):
-    from security.detectors import flag
+def test_a_returning_attacker_is_banned_again_for_longer(site, settings, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
 
-    FlaggedIP.objects.create(ip="203.0.113.67", times_banned=2, expires_at=timezone.now() + dt.timedelta(days=1))
+    from security.services import expire_bans
+
+    settings.COLLECTOR_SITE_RATE = "20/m"
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.67")
+
+    def flood() -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            for i in range(125):
+                send(client, pageview(site, f"/{i}"))
+
+    flood()
+    first = Ban.objects.get()
+    assert dt.timedelta(minutes=59) < first.expires_at - timezone.now() <= dt.timedelta(hours=1)
+    # An hour later the ban expires (the scheduler's job) and the address comes back.
+    Ban.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
-        for _ in range(10):
-            flag("203.0.113.67", "ratelimited", 10)
-    ban = Ban.objects.get()
-    # Third ban: base hour x 4 x 4.
-    assert dt.timedelta(hours=15) < ban.expires_at - timezone.now() <= dt.timedelta(hours=16)
+        assert expire_bans() == 1
+    flagged = FlaggedIP.objects.get()
+    assert (flagged.status, flagged.score, flagged.times_banned) == ("open", 0, 1)
+    cache.clear()  # a new minute and new windows for the limits and the counters
+    flood()
+    second = Ban.objects.get()
+    # Second ban: the base hour x 4.
+    assert dt.timedelta(hours=3, minutes=59) < second.expires_at - timezone.now() <= dt.timedelta(hours=4)
+    assert FlaggedIP.objects.get().times_banned == 2
+
+
+def test_a_nat_of_identical_browsers_is_never_auto_banned(site, settings, monkeypatch):
+    # 25 colleagues on one address with the same Chrome build look like one visitor to the
+    # per-visitor rate: about 60 hits a minute, minute after minute.
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr("security.guards.time.time", lambda: clock[0])
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="198.51.100.201")
+    for _minute in range(12):
+        for i in range(60):
+            assert send(client, pageview(site, f"/{i % 7}")).status_code == 202
+        clock[0] += 60
+    flagged = FlaggedIP.objects.get()
+    assert flagged.reasons == {"rate": 12}  # the evidence is there for a human to judge...
+    assert flagged.status == "open"
+    assert not Ban.objects.exists()  # ...but it never adds up to a ban
 
 
 def test_one_visitor_far_above_human_rate_is_flagged_but_not_banned(site, settings):
