@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from collector.payload import BadHit, Hit, parse_hit
 from collector.services import BrokerUnavailable, build_messages, enqueue_hits
 from collector.sites import SiteInfo, get_site
-from security import metrics
+from security import detectors, metrics
 from security.guards import after_collector_hit, collector_limits
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,9 @@ def _origin_ok(request: HttpRequest, site: SiteInfo) -> bool | None:
     return site.allows_hostname(host)
 
 
-def _rejected(response: HttpResponse) -> HttpResponse:
+def _rejected(response: HttpResponse, request: HttpRequest) -> HttpResponse:
     metrics.record("dropped")
+    detectors.observe(request.META["REMOTE_ADDR"], "malformed")
     return response
 
 
@@ -148,28 +149,28 @@ def event(request: HttpRequest) -> HttpResponse:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return _rejected(error(400, "invalid Content-Length"))
+            return _rejected(error(400, "invalid Content-Length"), request)
         if length > settings.COLLECTOR_MAX_BODY:
-            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"))
+            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"), request)
         body = _read_body(request)
         if len(body) > settings.COLLECTOR_MAX_BODY:
-            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"))
+            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"), request)
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return _rejected(error(400, "body must be JSON"))
+            return _rejected(error(400, "body must be JSON"), request)
     else:
         response = error(405, "use POST (or GET for the pixel)")
         response["Allow"] = "POST, GET, OPTIONS"
-        return _rejected(response)
+        return _rejected(response, request)
 
     try:
         hit = parse_hit(data)
     except BadHit as exc:
-        return _rejected(error(400, str(exc)))
+        return _rejected(error(400, str(exc)), request)
     sites = _sites_for(hit)
     if not sites:
-        return _rejected(error(404, "unknown site"))
+        return _rejected(error(404, "unknown site"), request)
     site_keys = [site.public_id for site in sites]
     limited = collector_limits(request, site_keys)
     if limited is not None:

@@ -43,6 +43,7 @@ REASONS: dict[str, Reason] = {
     "automation_ua": Reason(5, 4, "headless browser or HTTP library User-Agent"),
     "xff": Reason(5, 5, "malformed or forged X-Forwarded-For"),
     "no_pageview": Reason(10, 3, "custom events with no pageview in the visit"),
+    "malformed": Reason(20, 5, "malformed, oversized or unknown-site requests"),
 }
 # Declared crawlers (Googlebot, Bingbot...) are dropped as bots but are not attacks; these are
 # tools that pretend, or scripts.

@@ -189,3 +189,11 @@ def test_one_visitor_at_ten_times_a_humans_rate_is_banned_within_the_minute(
     assert set(statuses) == {202}  # under every rate limit...
     assert FlaggedIP.objects.get().reasons == {"rate": 10}
     assert send(client, pageview(site)).status_code == 403  # ...and banned for what it is
+
+
+def test_a_stream_of_malformed_requests_is_flagged(site):
+    client = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.77")
+    for i in range(20):
+        body = "x" * 5000 if i % 2 else "{not json"
+        assert send(client, body).status_code in (400, 413)
+    assert flags() == {"203.0.113.77": {"malformed": 20}}
