@@ -111,6 +111,7 @@ def redis_broker(redis_url: str, settings: Any) -> Iterator[Any]:
     app.conf.broker_url = redis_url
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = redis_url
     reset_celery_connections(app)
 
     def queued(queue: str = "ingest") -> list[dict[str, Any]]:
@@ -122,6 +123,7 @@ def redis_broker(redis_url: str, settings: Any) -> Iterator[Any]:
         return bodies
 
     queued.raw = lambda queue="ingest": client.lrange(queue, 0, -1)  # type: ignore[attr-defined]
+    queued.url = redis_url  # type: ignore[attr-defined]
     yield queued
     app.conf.broker_url = old["broker_url"]
     app.conf.task_always_eager = old["task_always_eager"]
