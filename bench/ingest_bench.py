@@ -143,10 +143,11 @@ def page_paths() -> list[str]:
     return ["/"] + [f"/{SECTIONS[k % len(SECTIONS)]}/page-{k}" for k in range(1, PAGE_COUNT)]
 
 
-# How hit ids are made: "uuid4" as collector/services.py does (random), or "time": 48-bit
-# millisecond timestamp + 80 random bits, hex (time-ordered, UUIDv7-like), to measure what random
-# ids cost the unique index on collector_event.hit_id once the table is large (--hit-ids time).
-HIT_IDS = "uuid4"
+# How hit ids are made: "time" as collector/services.py hit_id() does now (48-bit millisecond
+# timestamp + 80 random bits, hex, time-ordered like UUIDv7), or "uuid4" (random, what the
+# collector made before 2026-11-26 16:30) to measure what random ids cost the unique index on
+# collector_event.hit_id once the table is large (--hit-ids uuid4).
+HIT_IDS = "time"
 
 
 def new_hit_id(ts_ms: int, rng: random.Random | None = None) -> str:
@@ -516,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hit-ids",
         choices=["uuid4", "time"],
-        default="uuid4",
+        default="time",
         help="random hit ids as the collector makes them (default), or time-ordered ones",
     )
     parser.add_argument("--profile", type=int, help="profile this batch size with pyinstrument")

@@ -55,7 +55,7 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.7) -> float:
 
 
 def run_ingest(
-    db: BenchDatabase, batch_sizes: str, events: str, day_offset: int, hit_ids: str = "uuid4"
+    db: BenchDatabase, batch_sizes: str, events: str, day_offset: int, hit_ids: str = "time"
 ) -> list[dict[str, Any]]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hit-ids",
         choices=["uuid4", "time"],
-        default="uuid4",
+        default="time",
         help="hit ids of the ingest bench: random as the collector makes them (default) or time-ordered",
     )
     parser.add_argument("--quick", action="store_true", help="3 s runs, fewer hits, 1M step at most")
