@@ -157,3 +157,13 @@ def redis_cache(redis_url: str, settings: Any) -> Iterator[None]:
     }
     yield
     redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Rate-limit and detector windows are fixed windows of the clock: hold it still so a burst of
+    requests never straddles a window boundary (which would let a few more through).
+    Advance it by adding to clock[0]."""
+    clock = [1_800_000_010.0]  # 10 s into a minute and into a 10-minute window
+    monkeypatch.setattr("time.time", lambda: clock[0])
+    return clock

@@ -331,7 +331,7 @@ def test_only_get_is_allowed(site, key):
     assert (response.status_code, set(response.json())) == (405, {"error"})
 
 
-def test_each_key_is_rate_limited(site, key, owner, settings, redis_cache):
+def test_each_key_is_rate_limited(site, key, owner, settings, redis_cache, frozen_clock):
     settings.API_RATE = "3/m"
     for _ in range(3):
         assert get("aggregate", key, site_id="example.com").status_code == 200

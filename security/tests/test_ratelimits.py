@@ -10,7 +10,7 @@ from django.test import Client
 from collector.models import Event
 from conftest import CHROME_UA, send
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_cache")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_cache", "frozen_clock")]
 
 
 def pageview(site):
