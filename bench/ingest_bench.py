@@ -288,31 +288,8 @@ def baseline_events(hits: list[dict[str, Any]]) -> list[Any]:
     return rows
 
 
-EVENT_COLUMNS = (
-    "site_id",
-    "hit_id",
-    "ts",
-    "visitor_id",
-    "visit_key",
-    "name",
-    "path",
-    "hostname",
-    "referrer",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "browser",
-    "os",
-    "device",
-    "country",
-    "value",
-    "props",
-    "scroll_depth",
-    "engaged_ms",
-)
+# The column order of the worker's own event INSERT (collector.ingest.EVENT_COLUMNS), imported
+# after Django is set up.
 
 
 def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
@@ -348,6 +325,8 @@ def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
                 hit.get("e"),
             )
         )
+    from collector.ingest import EVENT_COLUMNS
+
     placeholder = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
     columns = ", ".join(f"`{c}`" for c in EVENT_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
