@@ -7,6 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from django.test import Client
 from collector import salts, sites
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; a downloaded browser is never used
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
@@ -167,3 +170,29 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     clock = [1_800_000_010.0]  # 10 s into a minute and into a 10-minute window
     monkeypatch.setattr("time.time", lambda: clock[0])
     return clock
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Any]:
+    """Playwright's sync API for a module of browser tests (launch Chromium with CHROMIUM)."""
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium is not installed at {CHROMIUM}: browser tests cannot run (make setup installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(f"SKIPPED LOUDLY: {message}")
+    from playwright.sync_api import sync_playwright
+
+    # The sync API keeps an asyncio loop running in this thread, and Django then refuses ORM
+    # calls ("You cannot call this from an async context"). The tests' ORM calls are plain
+    # blocking reads between browser steps, so allow them while the module's browser runs.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    manager = sync_playwright().start()
+    try:
+        yield manager
+    finally:
+        manager.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

@@ -17,7 +17,6 @@ The browser has to look like a person, since the product ignores bots on purpose
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,12 +30,11 @@ from django.db import connections
 from django.db.models import Sum
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
+from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard.models import Site
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-BASE_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 NOT_AUTOMATED = "--disable-blink-features=AutomationControlled"  # keeps navigator.webdriver false
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 VIEWPORT = {"width": 1280, "height": 720}  # 1280 px wide: the "Laptop" device class
@@ -67,33 +65,8 @@ PAGE = """<!doctype html>
 # -- the browser ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium is not installed at {CHROMIUM}: the tracker's browser tests cannot run"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"SKIPPED LOUDLY: {message}")
-    from playwright.sync_api import sync_playwright
-
-    # The sync API keeps an asyncio loop running in this thread, and Django then refuses ORM
-    # calls ("You cannot call this from an async context"). The tests' ORM calls are plain
-    # blocking reads between browser steps, so allow them while this module's browser runs.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    manager = sync_playwright().start()
-    try:
-        yield manager
-    finally:
-        manager.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
 def _launch(playwright: Any, *extra_args: str) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*BASE_ARGS, *extra_args])
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
 
 
 @pytest.fixture(scope="module")

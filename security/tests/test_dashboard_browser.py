@@ -9,7 +9,6 @@ result (the request that wrote it has finished by then).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +18,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from conftest import CHROMIUM, CHROMIUM_ARGS
 from security import metrics
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SCREENSHOT = ARTIFACTS / "security_dashboard.png"
 TIMEOUT_MS = 10_000
@@ -34,31 +32,12 @@ PASSWORD = "pw-browser-staff-123"
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        message = f"Chromium is not installed at {CHROMIUM}: the security dashboard's browser test cannot run"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"SKIPPED LOUDLY: {message}")
-    from playwright.sync_api import sync_playwright
-
-    # The sync API keeps an asyncio loop running in this thread; Django would then refuse the
-    # test's plain blocking ORM calls between browser steps.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    manager = sync_playwright().start()
+def chromium(playwright: Any) -> Iterator[Any]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     try:
-        browser = manager.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield browser
     finally:
-        manager.stop()
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+        browser.close()
 
 
 def _seed(now: dt.datetime) -> None:
