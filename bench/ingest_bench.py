@@ -288,43 +288,23 @@ def baseline_events(hits: list[dict[str, Any]]) -> list[Any]:
     return rows
 
 
-# The column order of the worker's own event INSERT (collector.ingest.EVENT_COLUMNS), imported
-# after Django is set up.
-
-
 def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
     """The second baseline: the same rows (fresh hit ids) as plain tuples in one multi-row INSERT
     per chunk, in one transaction: the least a worker must do to store the events."""
     from django.db import connection, transaction
 
-    rows = []
-    for hit in hits:
-        utm = hit.get("utm") or ("", "", "", "", "")
-        props = hit.get("props")
-        ts = dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC).replace(tzinfo=None)
-        rows.append(
-            (
-                hit["site"],
-                new_hit_id(hit["ts"]),
-                str(ts),
-                hit["vid"],
-                hit["vid"],
-                hit["n"],
-                hit["p"],
-                hit.get("host", ""),
-                hit.get("ref", ""),
-                hit.get("src", ""),
-                *utm,
-                hit.get("b", ""),
-                hit.get("os", ""),
-                hit.get("dev", ""),
-                hit.get("cc", ""),
-                hit.get("v"),
-                json.dumps(props) if props else None,
-                hit.get("sd"),
-                hit.get("e"),
-            )
+    from collector.ingest import event_row
+
+    # The worker's own row (visit key = visitor id: no visits here), with a fresh hit id.
+    rows = [
+        event_row(
+            {**hit, "id": new_hit_id(hit["ts"])},
+            ts=dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC),
+            visitor_id=hit["vid"],
+            visit_key=hit["vid"],
         )
+        for hit in hits
+    ]
     from collector.ingest import EVENT_COLUMNS
 
     placeholder = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"

@@ -420,6 +420,32 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
     return result
 
 
+def event_row(hit: dict[str, Any], *, ts: dt.datetime, visitor_id: int, visit_key: int) -> tuple:
+    """A hit as a collector_event row, in the order of EVENT_COLUMNS."""
+    props = hit.get("props")
+    return (
+        hit["site"],
+        hit["id"],
+        adapt_datetime(ts),
+        visitor_id,
+        visit_key,
+        hit["n"],
+        hit["p"],
+        hit.get("host", ""),
+        hit.get("ref", ""),
+        hit.get("src", ""),
+        *(hit.get("utm") or NO_UTM),
+        hit.get("b", ""),
+        hit.get("os", ""),
+        hit.get("dev", ""),
+        hit.get("cc", ""),
+        hit.get("v"),
+        json.dumps(props) if props else None,
+        hit.get("sd"),
+        hit.get("e"),
+    )
+
+
 def _process(batch: _Batch, hit: dict[str, Any], tz: zoneinfo.ZoneInfo) -> bool:
     site_id = hit["site"]
     ts = dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC)
@@ -476,29 +502,5 @@ def _process(batch: _Batch, hit: dict[str, Any], tz: zoneinfo.ZoneInfo) -> bool:
                 visits=int(new_visit),
             )
 
-    utm = hit.get("utm") or NO_UTM
-    props = hit.get("props")
-    batch.events.append(
-        (
-            site_id,
-            hit["id"],
-            adapt_datetime(ts),
-            visit.visitor_id,
-            visit.visit_key,
-            name,
-            path,
-            hit.get("host", ""),
-            hit.get("ref", ""),
-            hit.get("src", ""),
-            *utm,
-            hit.get("b", ""),
-            hit.get("os", ""),
-            hit.get("dev", ""),
-            hit.get("cc", ""),
-            hit.get("v"),
-            json.dumps(props) if props else None,
-            hit.get("sd"),
-            hit.get("e"),
-        )
-    )
+    batch.events.append(event_row(hit, ts=ts, visitor_id=visit.visitor_id, visit_key=visit.visit_key))
     return True
