@@ -439,16 +439,23 @@ def aggregate(
     return _aggregate_totals(site, period, metrics, filters).metrics(metrics)
 
 
+def _hourly_sums() -> dict[str, Sum]:
+    """HourlyTotal columns summed into Totals' fields (a day's visitors = its new visitors)."""
+    return {
+        "visitors": Sum("new_visitors"),
+        "visits": Sum("visits"),
+        "pageviews": Sum("pageviews"),
+        "bounces": Sum("bounces"),
+        "duration": Sum("duration"),
+        "events": Sum("events"),
+    }
+
+
 def _aggregate_totals(site: Site, period: Period, metrics: Sequence[str], filters: list[Filter]) -> Totals:
     totals = Totals()
     if not filters:
         row = HourlyTotal.objects.filter(site=site, day__gte=period.start, day__lte=period.end).aggregate(
-            visitors=Sum("new_visitors"),
-            visits=Sum("visits"),
-            pageviews=Sum("pageviews"),
-            bounces=Sum("bounces"),
-            duration=Sum("duration"),
-            events=Sum("events"),
+            **_hourly_sums()
         )
         totals.add(row)
         return totals
@@ -514,14 +521,7 @@ def timeseries(
         rows = (
             HourlyTotal.objects.filter(site=site, day__gte=period.start, day__lte=period.end)
             .values("day")
-            .annotate(
-                visitors=Sum("new_visitors"),
-                visits=Sum("visits"),
-                pageviews=Sum("pageviews"),
-                bounces=Sum("bounces"),
-                duration=Sum("duration"),
-                events=Sum("events"),
-            )
+            .annotate(**_hourly_sums())
             .order_by()
         )
         for row in rows:
