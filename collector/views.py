@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
 import time
 from functools import lru_cache
@@ -26,8 +25,6 @@ from collector.services import BrokerUnavailable, build_messages, enqueue_hits
 from collector.sites import SiteInfo, get_site
 from security import detectors, metrics
 from security.guards import after_collector_hit, collector_limits
-
-log = logging.getLogger(__name__)
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "collector" / "script.js"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
