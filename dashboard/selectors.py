@@ -64,6 +64,7 @@ from django.utils import timezone
 from collector.ingest import hash64
 from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Visit
 from collector.payload import ENGAGEMENT
+from dashboard import access
 from dashboard.models import Site, normalize_domain
 from dashboard.periods import Period, local_midnight
 
@@ -138,8 +139,8 @@ PROPERTIES: dict[str, Property] = {
 
 
 def user_can_view(user: Any, site: Site) -> bool:
-    """May this user read this site's stats? The one place to extend (site members, staff...)."""
-    return bool(user is not None and user.is_authenticated and site.owner_id is not None and site.owner_id == user.pk)
+    """May this user read this site's stats? Owner and teammates (see dashboard/access.py)."""
+    return access.user_can_view(user, site)
 
 
 def site_by_id(site_id: str) -> Site | None:

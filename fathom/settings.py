@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "security",
     "collector",
     "dashboard",
@@ -227,7 +229,8 @@ LOGGING = {
 # Security: rate limits (django-ratelimit on the shared cache), detectors, auto-ban, WAF.
 RATELIMIT_USE_CACHE = "default"
 COLLECTOR_SITE_RATE = env("COLLECTOR_SITE_RATE", "300/m")  # per (IP, site)
-LOGIN_PATHS = env_list("LOGIN_PATHS", "/admin/login/,/accounts/login/")
+# POSTs to these paths are rate limited per IP and per username (sign-in, sign-up, reset emails).
+LOGIN_PATHS = env_list("LOGIN_PATHS", "/admin/login/,/accounts/login/,/accounts/signup/,/accounts/password_reset/")
 LOGIN_RATE = env("LOGIN_RATE", "10/m")  # per IP, and the same per username
 API_RATE = env("API_RATE", "600/h")  # per Stats API key
 # A human reading pages sends a few hits a minute; past this many per minute from one IP is a flag.
@@ -252,3 +255,25 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-salts": {"task": "collector.tasks.rotate_salts_task", "schedule": 3600.0},
 }
 CELERY_TASK_ROUTES["collector.tasks.rotate_salts_task"] = {"queue": "default"}
+
+# Owner-facing pages: accounts, email.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+# Absolute links in emails (reports, invitations, password resets sent outside a request).
+BASE_URL = env("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Fathom <reports@localhost>")
+INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
+
+# OpenAPI schema of the Stats API (drf-spectacular; Swagger UI assets from the sidecar, no CDN).
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Fathom Stats API",
+    "DESCRIPTION": "Plausible Stats API v1 compatible reads of a site's numbers.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}

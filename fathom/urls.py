@@ -12,5 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("security/", include("security.urls")),
     path("api/v1/stats/", include("dashboard.api_urls")),
-    path("", include("dashboard.urls")),
+    path("api/", include("dashboard.schema_urls")),
+    path("accounts/", include("dashboard.account_urls")),
+    path("", include("dashboard.site_urls")),
+    path("", include("dashboard.stats_urls")),
 ]

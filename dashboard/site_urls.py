@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard import views
+from dashboard.views import sites
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", sites.site_list, name="home"),
 ]
