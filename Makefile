@@ -25,7 +25,7 @@ run: setup
 	DEBUG=1 $(PY) manage.py migrate --noinput
 	DEBUG=1 $(PY) manage.py seed_demo
 	@echo ""
-	@echo "  Open http://127.0.0.1:8000/admin/  (demo login: demo / demo-password)"
+	@echo "  Open http://127.0.0.1:8000/  (demo login: demo / demo-password)"
 	@echo ""
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
@@ -35,6 +35,7 @@ lint:
 
 check-migrations:
 	$(PY) manage.py makemigrations --check --dry-run --settings=fathom.test_settings
+	$(PY) manage.py spectacular --validate --fail-on-warn --settings=fathom.test_settings --file /dev/null
 
 # The whole suite on the embedded default (SQLite, local-memory cache, inline tasks)...
 test-sqlite:

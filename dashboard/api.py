@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import selectors
+from dashboard import api_schema, selectors
 from dashboard.api_keys import apikey_find, apikey_touch
 from dashboard.models import ApiKey, Site
 from dashboard.periods import Period, parse_period
@@ -168,6 +168,7 @@ class StatsView(APIView):
         raise NotImplementedError
 
 
+@api_schema.realtime_visitors_schema
 class RealtimeVisitors(StatsView):
     """GET realtime/visitors?site_id= -> 3 (visitors in the last 5 minutes)."""
 
@@ -175,6 +176,7 @@ class RealtimeVisitors(StatsView):
         return lambda: selectors.realtime_visitors(query.site)
 
 
+@api_schema.aggregate_schema
 class Aggregate(StatsView):
     """GET aggregate?site_id=&period=&date=&metrics=&filters=&compare=previous_period
     -> {"results": {"visitors": {"value": 4, "change": 100}, ...}} ("change" only when compared)."""
@@ -196,6 +198,7 @@ class Aggregate(StatsView):
         return run
 
 
+@api_schema.timeseries_schema
 class Timeseries(StatsView):
     """GET timeseries?site_id=&period=&date=&metrics=&filters=&interval=hour|date|month
     -> {"results": [{"date": "2026-11-20", "visitors": 4}, ...]}, every bucket present."""
@@ -208,6 +211,7 @@ class Timeseries(StatsView):
         return lambda: {"results": selectors.timeseries(query.site, period, metrics, filters, interval)}
 
 
+@api_schema.breakdown_schema
 class Breakdown(StatsView):
     """GET breakdown?site_id=&period=&date=&property=&metrics=&filters=&limit=&page=
     -> {"results": [{"page": "/", "visitors": 4}, ...]}, by visitors then value."""

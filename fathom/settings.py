@@ -255,6 +255,13 @@ CELERY_BEAT_SCHEDULE = {
     "rotate-salts": {"task": "collector.tasks.rotate_salts_task", "schedule": 3600.0},
 }
 CELERY_TASK_ROUTES["collector.tasks.rotate_salts_task"] = {"queue": "default"}
+# Email reports: hourly, idempotent (each subscription gets its last complete week / month once).
+CELERY_BEAT_SCHEDULE["send-reports"] = {
+    "task": "dashboard.tasks.send_reports_task",
+    "schedule": 3600.0,
+    "kwargs": {"frequency": "due"},
+}
+CELERY_TASK_ROUTES["dashboard.tasks.send_reports_task"] = {"queue": "default"}
 
 # Owner-facing pages: accounts, email.
 LOGIN_URL = "login"
@@ -276,4 +283,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["dashboard.api_schema.only_stats_api"],
+    "SORT_OPERATION_PARAMETERS": False,
 }
