@@ -5,7 +5,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from dashboard.api_keys import apikey_revoke
-from dashboard.models import ApiKey, Site
+from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, SharedLink, Site
+from dashboard.site_services import revoke_shared_link
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
 
 
 @admin.register(Site)
@@ -13,11 +20,13 @@ class SiteAdmin(admin.ModelAdmin):
     list_display = ["domain", "name", "public_id", "timezone", "owner", "created_at"]
     search_fields = ["domain", "name", "public_id"]
     readonly_fields = ["public_id", "created_at"]
+    inlines = [MembershipInline]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are created with `createapikey` (the secret is shown once); here they are listed and revoked."""
+    """Keys are created with `createapikey` or on a site's settings page (the secret is shown
+    once); here they are listed and revoked."""
 
     list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
@@ -34,3 +43,56 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             apikey_revoke(key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["site", "user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["site__domain", "user__username", "user__email"]
+    autocomplete_fields = ["site", "user"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are sent from a site's settings page (the token exists only in the email)."""
+
+    list_display = ["email", "site", "role", "invited_by", "created_at", "expires_at", "accepted_at"]
+    list_filter = ["role", ("accepted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["email", "site__domain"]
+    exclude = ["token_hash"]
+    readonly_fields = ["site", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(SharedLink)
+class SharedLinkAdmin(admin.ModelAdmin):
+    list_display = ["name", "site", "has_password", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "site__domain"]
+    exclude = ["token", "password_hash"]
+    readonly_fields = ["site", "name", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Password")
+    def has_password(self, link: SharedLink) -> bool:
+        return link.has_password
+
+    @admin.action(description="Revoke selected links")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[SharedLink]) -> None:
+        for link in queryset:
+            revoke_shared_link(link)
+        self.message_user(request, f"Revoked {queryset.count()} link(s).", messages.SUCCESS)
+
+
+@admin.register(ReportSubscription)
+class ReportSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["site", "user", "frequency", "last_sent_at", "last_period_end"]
+    list_filter = ["frequency"]
+    search_fields = ["site__domain", "user__username", "user__email"]
+    autocomplete_fields = ["site", "user"]

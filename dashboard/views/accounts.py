@@ -1,8 +1,159 @@
+"""Sign-up, log-in (Django's view plus invitations) and accepting an invitation.
+
+An invitation opened while logged out is remembered in the session (by the SHA-256 of its
+token, never the token) and accepted right after the person signs up or logs in.
+"""
+
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from dashboard.access import role_for
+from dashboard.forms import SignupForm
+from dashboard.models import Invitation, Role
+from dashboard.site_services import InvitationProblem, accept_invitation, find_invitation, hash_token
+from dashboard.views.sites import site_home_url
+
+PENDING_INVITATION = "pending_invitation"  # session key: SHA-256 of the invitation token
+_STATUS = {"unknown": 404, "expired": 410, "used": 410}
 
 
-def signup(request: HttpRequest) -> HttpResponse:  # placeholder until the accounts pages land
-    return redirect("login")
+def _safe_next(request: HttpRequest) -> str | None:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
+def _pending_invitation(request: HttpRequest) -> Invitation | None:
+    token_hash = request.session.get(PENDING_INVITATION)
+    if not token_hash:
+        return None
+    try:
+        return find_invitation(token_hash=token_hash)
+    except InvitationProblem:
+        request.session.pop(PENDING_INVITATION, None)
+        return None
+
+
+def _announce(request: HttpRequest, invitation: Invitation, outcome: str) -> None:
+    site = invitation.site
+    label = site.name or site.domain
+    if outcome == "joined":
+        messages.success(request, f"You joined {label} ({Role(invitation.role).label.lower()}).")
+    elif outcome == "already_member":
+        messages.info(request, f"You are already a teammate on {label}; your role did not change.")
+    else:
+        messages.info(request, f"You already own {label}.")
+
+
+def accept_pending_invitation(request: HttpRequest) -> str | None:
+    """After sign-up or log-in: accept the invitation opened before, if any; where to go next."""
+    token_hash = request.session.pop(PENDING_INVITATION, None)
+    if not token_hash:
+        return None
+    try:
+        invitation = find_invitation(token_hash=token_hash)
+        outcome = accept_invitation(invitation, request.user)
+    except InvitationProblem as problem:
+        messages.error(request, _problem_text(problem.reason))
+        return None
+    _announce(request, invitation, outcome)
+    return site_home_url(invitation.site)
+
+
+def _problem_text(reason: str) -> str:
+    if reason == "expired":
+        return "This invitation has expired. Ask for a new one."
+    if reason == "used":
+        return "This invitation has already been used."
+    return "This invitation link is not valid. Check that you copied all of it, or ask for a new one."
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["pending_invitation"] = _pending_invitation(self.request)
+        return context
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        target = accept_pending_invitation(self.request)
+        return redirect(target) if target else response
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    pending = _pending_invitation(request)
+    if request.method == "POST":
+        form = SignupForm(request.POST)
+        if form.is_valid():
+            user = form.save()
+            login(request, user)
+            messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+            target = accept_pending_invitation(request) or _safe_next(request) or reverse("site_new")
+            return redirect(target)
+    else:
+        form = SignupForm(initial={"email": pending.email} if pending else None)
+    return render(
+        request,
+        "accounts/signup.html",
+        {"form": form, "pending_invitation": pending, "next": _safe_next(request) or ""},
+    )
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """GET: what the invitation is, and how to accept it. POST (signed in): accept it."""
+    try:
+        invitation = find_invitation(token=token)
+    except InvitationProblem as problem:
+        return render(
+            request,
+            "accounts/invitation_invalid.html",
+            {"reason": problem.reason, "text": _problem_text(problem.reason)},
+            status=_STATUS[problem.reason],
+        )
+    if not request.user.is_authenticated:
+        request.session[PENDING_INVITATION] = hash_token(token)
+        return render(request, "accounts/invitation.html", {"invitation": invitation, "role_label": _label(invitation)})
+    if request.method == "POST":
+        try:
+            outcome = accept_invitation(invitation, request.user)
+        except InvitationProblem as problem:
+            return render(
+                request,
+                "accounts/invitation_invalid.html",
+                {"reason": problem.reason, "text": _problem_text(problem.reason)},
+                status=_STATUS[problem.reason],
+            )
+        request.session.pop(PENDING_INVITATION, None)
+        _announce(request, invitation, outcome)
+        return redirect(site_home_url(invitation.site))
+    return render(
+        request,
+        "accounts/invitation.html",
+        {
+            "invitation": invitation,
+            "role_label": _label(invitation),
+            "current_role": role_for(request.user, invitation.site),
+            "email_differs": (request.user.email or "").lower() != invitation.email.lower(),
+        },
+    )
+
+
+def _label(invitation: Invitation) -> str:
+    return Role(invitation.role).label
