@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import secrets
 import zoneinfo
 from typing import Any
 
@@ -22,7 +23,7 @@ from collector.payload import parse_hit
 from collector.salts import rotate_salts
 from collector.services import build_messages
 from collector.sites import SiteInfo
-from dashboard.models import Site
+from dashboard.models import SharedLink, Site
 
 DOMAIN = "demo.fathom.test"
 USERNAME, PASSWORD = "demo", "demo-password"
@@ -119,6 +120,8 @@ class Command(BaseCommand):
         site, _ = Site.objects.get_or_create(
             domain=DOMAIN, defaults={"name": "Demo site", "timezone": "Europe/Berlin", "owner": user}
         )
+        link = self._shared_link(site)
+        self.stdout.write(f"public dashboard (shared link, no password): /share/{link.token}/")
         if reset:
             for model in (Event, Visit, HourlyTotal, DailyBreakdown):
                 model.objects.filter(site=site).delete()
@@ -135,6 +138,13 @@ class Command(BaseCommand):
         if user is None:
             user = users.objects.create_superuser(USERNAME, "demo@example.com", PASSWORD)
         return user
+
+    def _shared_link(self, site: Site) -> SharedLink:
+        """One public read-only link to the demo dashboard (reused when it exists)."""
+        link = SharedLink.objects.filter(site=site, revoked_at__isnull=True, password_hash="").first()
+        if link is None:
+            link = SharedLink.objects.create(site=site, name="Public demo", token=secrets.token_urlsafe(32))
+        return link
 
     def _fill(self, site: Site, days: int, per_day: int, rng: random.Random) -> int:
         info = SiteInfo(site.id, site.public_id, site.domain, site.timezone, ())

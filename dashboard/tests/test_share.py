@@ -1,0 +1,189 @@
+"""Shared links: /share/<token>/ serves the site's dashboard read-only, without an account."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import zipfile
+
+import pytest
+from django.contrib.auth.hashers import make_password
+from django.test import Client
+from django.utils import timezone
+
+from conftest import CHROME_UA, send
+from dashboard.models import SharedLink, Site
+from dashboard.tests import test_dashboard_page as page_tests
+from dashboard.tests.test_dashboard_page import FRIDAY, chip_texts, headline, html, panel_rows, row_link
+
+pytestmark = pytest.mark.django_db
+
+# The page tests' fixtures: the scripted site and its signed-in owner.
+owner = page_tests.owner
+site = page_tests.site
+
+DAY = {"period": "day", "date": FRIDAY}
+
+
+def make_link(site: Site, password: str = "") -> SharedLink:
+    return SharedLink.objects.create(
+        site=site,
+        name="For the board",
+        token=secrets.token_urlsafe(32),
+        password_hash=make_password(password) if password else "",
+    )
+
+
+@pytest.fixture
+def link(site: Site) -> SharedLink:
+    return make_link(site)
+
+
+def test_an_active_link_shows_the_dashboard_logged_out(site, link):
+    response = Client().get(f"/share/{link.token}/", DAY)
+    assert response.status_code == 200
+    doc = html(response)
+    assert doc.one("h1").text() == "example.com"
+    assert headline(doc)["Unique visitors"] == ("4", "↑100%")
+    assert panel_rows(doc, "pages")[0] == ["/", "4", "4"]
+    assert "Shared dashboard · read-only" in doc.one("header", "topbar").text()
+
+
+def test_a_shared_dashboard_shows_nothing_of_the_owner_nor_settings(site, link):
+    body = Client().get(f"/share/{link.token}/", DAY).content.decode()
+    assert "owner@example.com" not in body
+    assert ">owner<" not in body
+    assert "Site settings" not in body
+    assert "Log out" not in body
+    assert f"/sites/{site.public_id}/" not in body  # every link stays under the share URL
+
+
+def test_filters_and_periods_stay_on_the_shared_link(site, link):
+    client = Client()
+    doc = html(client.get(f"/share/{link.token}/", DAY))
+    href = row_link(doc, "sources", "Google")
+    assert href.startswith(f"/share/{link.token}/?")
+    doc = html(client.get(href))
+    assert chip_texts(doc) == ["Source is Google"]
+    assert headline(doc)["Unique visitors"][0] == "1"
+    for a in doc.one("div", "picker-menu").all("a"):
+        assert a.attrs["href"].startswith(f"/share/{link.token}/?")
+
+
+def test_a_password_protected_link_asks_for_the_password(site):
+    link = make_link(site, "open sesame")
+    client = Client()
+    response = client.get(f"/share/{link.token}/", DAY)
+    assert response.status_code == 200
+    doc = html(response)
+    assert doc.one("input", type="password")
+    assert not doc.all("a", "metric")
+    assert b"example.com" not in response.content
+
+    wrong = client.post(f"/share/{link.token}/", {"password": "guess"})
+    assert wrong.status_code == 403
+    assert b"That password is not right." in wrong.content
+    assert not html(wrong).all("a", "metric")
+    assert client.get(f"/share/{link.token}/realtime").status_code == 404
+    assert client.get(f"/share/{link.token}/export.zip").status_code == 302  # back to the password form
+
+    right = client.post(f"/share/{link.token}/", {"password": "open sesame"})
+    assert right.status_code == 302
+    assert right["Location"] == f"/share/{link.token}/"
+    doc = html(client.get(f"/share/{link.token}/", DAY))
+    assert headline(doc)["Unique visitors"][0] == "4"
+    # Remembered for this session only.
+    assert not html(Client().get(f"/share/{link.token}/", DAY)).all("a", "metric")
+
+
+def test_changing_the_password_locks_unlocked_sessions(site):
+    link = make_link(site, "first")
+    client = Client()
+    client.post(f"/share/{link.token}/", {"password": "first"})
+    assert html(client.get(f"/share/{link.token}/", DAY)).all("a", "metric")
+    link.password_hash = make_password("second")
+    link.save()
+    assert not html(client.get(f"/share/{link.token}/", DAY)).all("a", "metric")
+
+
+def test_password_guessing_is_rate_limited(site, settings):
+    settings.LOGIN_RATE = "3/m"
+    link = make_link(site, "right")
+    client = Client()
+    statuses = [client.post(f"/share/{link.token}/", {"password": f"guess {n}"}).status_code for n in range(4)]
+    assert statuses == [403, 403, 403, 429]
+
+
+def test_a_revoked_link_is_gone(site, link):
+    link.revoked_at = timezone.now()
+    link.save()
+    client = Client()
+    for path in ("", "export.zip", "realtime"):
+        response = client.get(f"/share/{link.token}/{path}")
+        assert response.status_code == 404
+        assert b"example.com" not in response.content
+    assert b"does not exist or has been revoked" in client.get(f"/share/{link.token}/").content
+
+
+def test_an_unknown_token_is_a_friendly_404(db):
+    response = Client().get("/share/not-a-token/")
+    assert response.status_code == 404
+    assert b"does not exist or has been revoked" in response.content
+
+
+def test_a_token_reads_only_its_own_site(site, link, django_user_model):
+    other = Site.objects.create(domain="other.example", timezone="UTC")
+    send(
+        Client(HTTP_USER_AGENT=CHROME_UA),
+        {"n": "pageview", "u": "https://other.example/secret", "sid": other.public_id},
+    )
+    other_link = make_link(other)
+    client = Client()
+    body = client.get(f"/share/{link.token}/").content.decode()
+    assert "other.example" not in body
+    assert "/secret" not in body
+    # No parameter switches the site: site_id and friends are ignored.
+    body = client.get(f"/share/{link.token}/", {"site_id": other.public_id, "site": other.domain}).content.decode()
+    assert "/secret" not in body
+    assert "/secret" in client.get(f"/share/{other_link.token}/", {"period": "day"}).content.decode()
+    # And a share session gives no access to the owner's pages.
+    assert client.get(f"/sites/{site.public_id}/").status_code == 302
+
+
+def test_realtime_and_export_through_a_shared_link(site, link):
+    client = Client()
+    assert client.get(f"/share/{link.token}/realtime").json() == {"visitors": 0}
+    send(Client(HTTP_USER_AGENT=CHROME_UA), {"n": "pageview", "u": "https://example.com/", "sid": site.public_id})
+    assert client.get(f"/share/{link.token}/realtime").json() == {"visitors": 1}
+
+    response = client.get(f"/share/{link.token}/export.zip", DAY)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert "visitors.csv" in archive.namelist()
+        assert "unique_visitors" not in archive.read("visitors.csv").decode()
+        assert archive.read("visitors.csv").decode().splitlines()[1] == "visitors,4,100"
+    doc = html(client.get(f"/share/{link.token}/", DAY))
+    assert doc.one("p", "realtime").attrs["data-realtime-url"] == f"/share/{link.token}/realtime"
+
+
+def test_a_password_link_unlocked_exports(site):
+    link = make_link(site, "pw")
+    client = Client()
+    client.post(f"/share/{link.token}/", {"password": "pw"})
+    assert client.get(f"/share/{link.token}/export.zip", DAY).status_code == 200
+    assert client.get(f"/share/{link.token}/realtime").status_code == 200
+
+
+def test_bad_parameters_on_a_shared_link_are_a_400(site, link):
+    response = Client().get(f"/share/{link.token}/", {"period": "nope"})
+    assert response.status_code == 400
+    assert "Unknown period" in html(response).one("div", "stats-error").text()
+
+
+def test_a_shared_site_without_data_says_so_without_install_details(db):
+    fresh = Site.objects.create(domain="fresh.example", timezone="UTC")
+    link = make_link(fresh)
+    doc = html(Client().get(f"/share/{link.token}/"))
+    assert "not recorded any visits yet" in doc.one("section", "empty-state").text()
+    assert not doc.all("pre", id="install-snippet")
