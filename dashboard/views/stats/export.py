@@ -1,0 +1,81 @@
+"""The CSV export: a zip of one CSV per panel (plus the headline metrics and the timeseries)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from dashboard import report_data
+from dashboard.models import Site
+from dashboard.report_data import HEADLINE, VALUE, Report
+from dashboard.views.stats.formatting import fmt_money
+from dashboard.views.stats.query import parse_query
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run as a formula (values come from visitors' URLs)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return out.getvalue()
+
+
+def export_files(report: Report) -> dict[str, str]:
+    """The CSV files of a report: name -> text. Numbers as the Stats API gives them (seconds,
+    percents, cents as a decimal amount)."""
+    files = {}
+    metric_rows = [[m.key, m.value, m.change if report.compare else ""] for m in report.metrics]
+    files["visitors.csv"] = _csv(["metric", "value", "change"], metric_rows)
+    header = ["date", *HEADLINE]
+    rows = [[row["date"], *(row[m] for m in HEADLINE)] for row in report.series]
+    files["timeseries.csv"] = _csv(header, rows)
+    for panel in report.panels:
+        spec = panel.spec
+        header = [spec.property.short, *spec.columns]
+        rows = [
+            [row.label, *(fmt_money(row.numbers[c]) if c == VALUE else row.numbers[c] for c in spec.columns)]
+            for row in panel.rows
+        ]
+        files[f"{spec.key}.csv"] = _csv(header, rows)
+    return files
+
+
+def export_response(request: HttpRequest, site: Site) -> HttpResponse:
+    try:
+        query = parse_query(request.GET, site)
+        report = report_data.build_report(
+            site,
+            query.period,
+            list(query.filters),
+            compare=query.compare,
+            interval=query.interval,
+            limit=report_data.EXPORT_LIMIT,
+        )
+    except ValueError as exc:
+        return render(
+            request,
+            "dashboard/stats/not_found.html",
+            {"message": f"Cannot export this view: {exc}", "title": "Bad request"},
+            status=400,
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in export_files(report).items():
+            archive.writestr(name, text)
+    filename = f"{site.domain}_{query.period.start.isoformat()}_{query.period.end.isoformat()}.zip"
+    response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
