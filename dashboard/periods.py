@@ -96,13 +96,14 @@ def parse_date(text: str) -> dt.date:
     return day
 
 
-def _month_start(day: dt.date, months_back: int = 0) -> dt.date:
-    index = day.year * 12 + day.month - 1 - months_back
+def month_start(day: dt.date, months: int = 0) -> dt.date:
+    """The first day of the month `months` after (negative: before) the month of `day`."""
+    index = day.year * 12 + day.month - 1 + months
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def _month_end(day: dt.date) -> dt.date:
-    return _month_start(day, -1) - dt.timedelta(days=1)
+    return month_start(day, 1) - dt.timedelta(days=1)
 
 
 def parse_period(
@@ -136,6 +137,6 @@ def parse_period(
         days = int(period[:-1])
         return Period(start=anchor - dt.timedelta(days=days - 1), end=anchor, tz=tz)
     if period == "month":
-        return Period(start=_month_start(anchor), end=_month_end(anchor), tz=tz)
+        return Period(start=month_start(anchor), end=_month_end(anchor), tz=tz)
     months = 6 if period == "6mo" else 12
-    return Period(start=_month_start(anchor, months - 1), end=_month_end(anchor), tz=tz)
+    return Period(start=month_start(anchor, 1 - months), end=_month_end(anchor), tz=tz)

@@ -2,8 +2,7 @@
 
 The dashboard page, the shared dashboard, the CSV export (and the email report) all call
 build_report, so they can never disagree on a number. It only reads, through
-dashboard.selectors (rollups when unfiltered, raw events when filtered), plus one small
-read of custom event values that the selectors do not answer yet (_event_values).
+dashboard.selectors (rollups when unfiltered, raw events when filtered).
 
 Nothing here knows about requests, URLs or templates: the caller parses the query string into a
 Period and filters, and turns a Report into HTML, CSV or an email.
@@ -16,14 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Sum
-
-from collector.ingest import hash64
-from collector.models import DailyBreakdown, Dimension, HourlyTotal
+from collector.models import HourlyTotal
 from dashboard import selectors
 from dashboard.models import Site
-from dashboard.periods import Period
-from dashboard.selectors import PAGEVIEW, Filter, Property, divide_round
+from dashboard.periods import Period, month_start
+from dashboard.selectors import Filter, Property, divide_round
 
 PANEL_LIMIT = 9  # rows a panel shows on the page
 EXPORT_LIMIT = 1000  # rows a panel holds in the CSV export
@@ -45,7 +41,7 @@ LOWER_IS_BETTER = frozenset({"bounce_rate"})
 VISIT_COLUMNS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")
 PERCENT = "percentage"
 CONVERSION = "conversion_rate"
-VALUE = "value"
+VALUE = selectors.VALUE  # the custom events' values, in cents
 COLUMN_LABELS = {
     "visitors": "Visitors",
     "visits": "Visits",
@@ -231,7 +227,7 @@ def chart_previous_period(period: Period, interval: str) -> Period:
     (so month buckets line up: 6 months against the 6 before, not 183 days)."""
     months = _whole_months(period)
     if interval == "month" and months:
-        start = _add_months(period.start, -months)
+        start = month_start(period.start, -months)
         return Period(start=start, end=period.start - dt.timedelta(days=1), tz=period.tz)
     return period.previous()
 
@@ -244,21 +240,15 @@ def _whole_months(period: Period) -> int:
     return (end.year - period.start.year) * 12 + end.month - period.start.month
 
 
-def _add_months(day: dt.date, months: int) -> dt.date:
-    index = day.year * 12 + day.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
 def _panel(
     site: Site, period: Period, filters: list[Filter], spec: PanelSpec, limit: int, total_visitors: int
 ) -> Panel:
     prop = spec.property
-    metrics = [c for c in spec.columns if c in selectors.METRICS]
+    metrics = [c for c in spec.columns if c in selectors.METRICS or c in prop.internal_metrics]
     found = selectors.breakdown(site, period, prop, metrics, filters, limit=limit + 1)
     more = len(found) > limit
     found = found[:limit]
     top = max((r["visitors"] for r in found), default=0)
-    values = _event_values(site, period, filters, [r[prop.short] for r in found]) if VALUE in spec.columns else {}
     rows = []
     for found_row in found:
         label = found_row.pop(prop.short)
@@ -267,8 +257,6 @@ def _panel(
             numbers[PERCENT] = divide_round(100 * found_row["visitors"], total_visitors)
         if CONVERSION in spec.columns:
             numbers[CONVERSION] = _percent_1(found_row["visitors"], total_visitors)
-        if VALUE in spec.columns:
-            numbers[VALUE] = values.get(label, 0)
         rows.append(Row(label=label, numbers=numbers, bar=divide_round(100 * found_row["visitors"], top)))
     return Panel(spec=spec, rows=rows, more=more)
 
@@ -278,30 +266,6 @@ def _percent_1(part: int, whole: int) -> float:
     if whole <= 0:
         return 0.0
     return divide_round(1000 * part, whole) / 10
-
-
-def _event_values(site: Site, period: Period, filters: list[Filter], names: list[str]) -> dict[str, int]:
-    """Sum of the custom events' values (cents) by event name, for the given names.
-
-    *Departure:* the selectors have no value metric yet, so this reads it here, on the same two
-    paths: the DailyBreakdown rollup when unfiltered, the filtered raw events otherwise.
-    """
-    if not names:
-        return {}
-    if not filters:
-        hashes = {hash64(name): name for name in names}  # the rollup's own key
-        rows = (
-            DailyBreakdown.objects.filter(
-                site=site, dim=Dimension.EVENT, day__gte=period.start, day__lte=period.end, value_hash__in=list(hashes)
-            )
-            .values("value_hash")
-            .annotate(total=Sum("value_sum"))
-            .order_by()
-        )
-        return {hashes[row["value_hash"]]: int(row["total"] or 0) for row in rows}
-    events = selectors._matching_events(site, period, filters).exclude(name=PAGEVIEW).filter(name__in=names)
-    rows = events.annotate(group=selectors._binary("name")).values("group").annotate(total=Sum("value")).order_by()
-    return {row["group"]: int(row["total"] or 0) for row in rows}
 
 
 def site_has_data(site: Site) -> bool:

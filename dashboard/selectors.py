@@ -21,6 +21,8 @@ Both paths count the same way as the collector (see collector/ingest.py):
   pageviews and custom events at their own time.
 - `events` counts custom events (not pageviews, not engagement reports).
   *Departure from Plausible*, whose `events` also counts pageviews.
+- `value` (event:name breakdowns, internal to the dashboard) sums the custom events' values in
+  cents: DailyBreakdown.value_sum unfiltered, Event.value filtered.
 - bounce_rate = round(100 * bounces / visits), visit_duration = round(duration / visits)
   seconds (halves round up), views_per_visit = round(pageviews / visits, 2); 0 with no visits.
 
@@ -79,6 +81,9 @@ NOT_SET = "(not set)"
 EVENT_PAGE_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration")
 EVENT_NAME_METRICS = ("visitors", "visits", "events")
 VISIT_METRICS = ("visits", "bounce_rate", "visit_duration", "views_per_visit")
+# The custom events' value (cents, summed): event:name breakdowns only, and internal: the
+# dashboard's events panel asks for it, the Stats API does not offer it (it is not in METRICS).
+VALUE = "value"
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,11 @@ class Property:
         if self.name == "event:name":
             return EVENT_NAME_METRICS
         return METRICS
+
+    @property
+    def internal_metrics(self) -> tuple[str, ...]:
+        """Metrics breakdown() answers for this property to the dashboard, beyond the Stats API's."""
+        return (VALUE,) if self.name == "event:name" else ()
 
     @property
     def empty_label(self) -> str:
@@ -154,17 +164,23 @@ def site_by_id(site_id: str) -> Site | None:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-def check_metrics(metrics: Iterable[str] | str | None, prop: Property | None = None) -> tuple[str, ...]:
-    """A comma list or sequence of metric names -> a tuple without duplicates, or ValueError."""
+def check_metrics(
+    metrics: Iterable[str] | str | None, prop: Property | None = None, *, internal: bool = False
+) -> tuple[str, ...]:
+    """A comma list or sequence of metric names -> a tuple without duplicates, or ValueError.
+    `internal` also accepts the property's internal metrics (the dashboard's, not the API's)."""
     if metrics is None or metrics == "":
         metrics = DEFAULT_METRICS
     if isinstance(metrics, str):
         metrics = metrics.split(",")
+    extra = prop.internal_metrics if internal and prop is not None else ()
     result: list[str] = []
     for metric in (m.strip() for m in metrics):
-        if metric not in METRICS:
+        if metric in extra:
+            pass
+        elif metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}: use any of {', '.join(METRICS)}")
-        if prop is not None and metric not in prop.metrics:
+        elif prop is not None and metric not in prop.metrics:
             raise ValueError(f"metric {metric!r} is not available with property {prop.name!r}")
         if metric not in result:
             result.append(metric)
@@ -239,10 +255,11 @@ class Totals:
     bounces: int = 0
     duration: int = 0
     events: int = 0
+    value_cents: int = 0  # the custom events' values (the VALUE metric)
 
     def add(self, other: Totals | dict[str, Any]) -> None:
         values = other if isinstance(other, dict) else vars(other)
-        for name in ("visitors", "visits", "pageviews", "bounces", "duration", "events"):
+        for name in ("visitors", "visits", "pageviews", "bounces", "duration", "events", "value_cents"):
             # MySQL hands sums back as Decimal, and a sum over no rows is None.
             setattr(self, name, getattr(self, name) + int(values.get(name) or 0))
 
@@ -253,6 +270,8 @@ class Totals:
             return divide_round(100 * self.bounces, self.visits)
         if name == "visit_duration":
             return divide_round(self.duration, self.visits)
+        if name == VALUE:
+            return self.value_cents
         return getattr(self, name)
 
     def metrics(self, names: Iterable[str]) -> dict[str, int | float]:
@@ -560,10 +579,11 @@ def breakdown(
     browser, os, country). `page` is 1-based, `limit` rows a page. Empty values read
     "Direct / None" (source) or "(not set)" (browser, os, device, country); empty referrers
     and UTM values are left out. event:page's bounce_rate and visit_duration are those of the
-    visits that entered on the page (as Plausible); event:name answers visitors, visits, events.
+    visits that entered on the page (as Plausible); event:name answers visitors, visits, events,
+    and `value` (VALUE: the events' values summed, in cents; for the dashboard, not the Stats API).
     """
     prop = property if isinstance(property, Property) else check_property(property)
-    metrics = check_metrics(metrics, prop)
+    metrics = check_metrics(metrics, prop, internal=True)
     filters = _filters(filters)
     if limit < 1 or page < 1:
         raise ValueError("limit and page must be positive")
@@ -601,6 +621,7 @@ def _rollup_breakdown(site: Site, period: Period, prop: Property, offset: int, l
             bounces=Sum("bounces"),
             duration=Sum("duration"),
             events=Sum("events"),
+            value_cents=Sum("value_sum"),
         )
         .filter(visitors__gt=0)
         .order_by("-visitors", _binary("label"))[offset : offset + limit]
@@ -632,7 +653,7 @@ def _raw_breakdown(site: Site, period: Period, prop: Property, filters: list[Fil
             counts: dict[str, Any] = {"pageviews": Count("id")}
         else:
             events = events.exclude(name=PAGEVIEW)
-            counts = {"events": Count("id")}
+            counts = {"events": Count("id"), "value_cents": Sum("value")}
         rows = (
             events.annotate(day=_bucket("ts", _day_boundaries(period)), group=_binary(prop.column))
             .values("day", "group")

@@ -473,6 +473,70 @@ def test_filtered_breakdowns(site):
     ]
 
 
+def test_event_values_of_the_scripted_day(site):
+    expected = [
+        {"name": "Outbound Link: Click", "visitors": 1, "events": 1, "value": 0},
+        {"name": "Signup", "visitors": 1, "events": 1, "value": 1999},  # $19.99 in cents
+    ]
+    metrics = ("visitors", "events", selectors.VALUE)
+    assert selectors.breakdown(site, day(FRIDAY), "event:name", metrics) == expected
+    assert selectors.breakdown(site, day(FRIDAY), "event:name", metrics, MATCH_ALL) == expected
+    assert selectors.breakdown(site, day(FRIDAY), "event:name", metrics, "visit:source==Google") == expected[1:]
+
+
+def test_event_values_sum_over_days_on_both_paths(db):
+    from collector.ingest import ingest_batch
+    from dashboard.models import Site
+
+    site = Site.objects.create(domain="shop.example", timezone="UTC")
+    first, second = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC), dt.datetime(2026, 11, 21, 12, tzinfo=dt.UTC)
+    minute = dt.timedelta(minutes=1)
+    hits = [  # (time, visitor, name, path, value in cents)
+        (first, 1, "pageview", "/", None),
+        (first + minute, 1, "Purchase", "/", 1000),
+        (first + 2 * minute, 1, "Purchase", "/", 250),
+        (first, 2, "pageview", "/pricing", None),
+        (first + minute, 2, "Purchase", "/pricing", 500),
+        (first + 2 * minute, 2, "Signup", "/pricing", None),
+        (second, 3, "pageview", "/", None),
+        (second + minute, 3, "Purchase", "/", 300),
+    ]
+    batch = [
+        {"id": f"{n:032x}", "site": site.id, "ts": int(ts.timestamp() * 1000), "n": name, "p": path, "vid": vid}
+        | ({"v": value} if value is not None else {})
+        for n, (ts, vid, name, path, value) in enumerate(hits, start=1)
+    ]
+    assert ingest_batch(batch).written == len(batch)
+    both_days = Period(first.date(), second.date(), dt.UTC)
+    metrics = ("visitors", "events", "value")
+    expected = [
+        {"name": "Purchase", "visitors": 3, "events": 4, "value": 2050},  # daily uniques: 2 + 1
+        {"name": "Signup", "visitors": 1, "events": 1, "value": 0},
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.breakdown(site, both_days, "event:name", metrics) == expected
+    assert all("collector_dailybreakdown" in query["sql"] for query in queries.captured_queries)
+    assert selectors.breakdown(site, both_days, "event:name", metrics, MATCH_ALL) == expected
+    assert selectors.breakdown(site, both_days, "event:name", metrics, "visit:entry_page==/") == [
+        {"name": "Purchase", "visitors": 2, "events": 3, "value": 1550},  # 1000 + 250 + 300
+    ]
+    assert selectors.breakdown(site, both_days, "event:name", metrics, "event:page==/pricing") == [
+        {"name": "Purchase", "visitors": 1, "events": 1, "value": 500},
+        {"name": "Signup", "visitors": 1, "events": 1, "value": 0},
+    ]
+
+
+def test_the_value_metric_is_internal(site):
+    name = selectors.PROPERTIES["event:name"]
+    assert selectors.check_metrics("visitors,value", name, internal=True) == ("visitors", "value")
+    with pytest.raises(ValueError, match="unknown metric 'value'"):
+        selectors.check_metrics("visitors,value", name)  # the Stats API's check
+    with pytest.raises(ValueError, match="unknown metric 'value'"):
+        selectors.breakdown(site, day(FRIDAY), "visit:browser", ("visitors", "value"))
+    with pytest.raises(ValueError, match="unknown metric 'value'"):
+        selectors.aggregate(site, day(FRIDAY), ("value",))
+
+
 # -- what the queries read --------------------------------------------------------------------
 
 
