@@ -11,7 +11,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 
 from dashboard.models import ReportFrequency, Role, Site
-from dashboard.site_services import clean_domain, clean_hostnames, timezone_choices
+from dashboard.site_services import clean_domain, clean_hostnames, clean_site_name, timezone_choices
 
 
 class _OwnIds:
@@ -78,6 +78,9 @@ class SiteCreateForm(forms.Form):
     def clean_domain(self) -> str:
         return clean_domain(self.cleaned_data["domain"])
 
+    def clean_name(self) -> str:
+        return clean_site_name(self.cleaned_data["name"])
+
 
 class SiteSettingsForm(forms.ModelForm):
     timezone = _timezone_field()
@@ -96,6 +99,9 @@ class SiteSettingsForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["timezone"].widget.attrs.pop("data-guess-timezone", None)  # never guess over a saved zone
+
+    def clean_name(self) -> str:
+        return clean_site_name(self.cleaned_data["name"])
 
     def clean_allowed_hostnames(self) -> str:
         return clean_hostnames(self.cleaned_data.get("allowed_hostnames", ""))
@@ -123,7 +129,11 @@ class DeleteSiteForm(forms.Form):
 class InviteForm(_OwnIds, forms.Form):
     id_prefix = "invite"
 
-    email = forms.EmailField(label="Email address", widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,  # Invitation.email (Django's EmailField form default is 320)
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
     role = forms.ChoiceField(
         choices=Role.choices,
         initial=Role.VIEWER,

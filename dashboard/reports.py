@@ -4,8 +4,9 @@
 ReportSubscription it works out the last *complete* period in the site's time zone (the ISO
 week Mon-Sun, or the calendar month, that ended before the site's "today") and sends it once:
 
-- Idempotent: a subscription whose `last_period_end` is that period's end is skipped, so
-  running the command every hour (or twice by hand) never sends anyone two copies. The row is
+- Idempotent: a subscription whose `last_period_end` is that period's end (or later) is skipped,
+  so running the command every hour (or twice by hand, or with an earlier --as-of) never sends
+  anyone two copies, nor an older period after a newer one. The row is
   claimed with a conditional UPDATE before the email leaves, so two overlapping runs cannot
   both send it either; a failed send gives the claim back, and the next run retries it.
 - Only the last complete period is sent: a scheduler that was down for two weeks does not
@@ -227,8 +228,8 @@ class Summary:
 
 def _skip_reason(subscription: ReportSubscription, period: Period) -> str | None:
     user = subscription.user
-    if subscription.last_period_end == period.end:
-        return "already sent"
+    if subscription.last_period_end is not None and subscription.last_period_end >= period.end:
+        return "already sent"  # this period, or a later one (an earlier --as-of never goes back)
     if not user.is_active:
         return "inactive user"
     if not user.email:
@@ -239,10 +240,11 @@ def _skip_reason(subscription: ReportSubscription, period: Period) -> str | None
 
 
 def _claim(subscription: ReportSubscription, period: Period, now: dt.datetime) -> bool:
-    """Mark the period as sent unless another run already did; True if this run owns it."""
+    """Mark the period as sent unless another run already did (it, or a later period); True if
+    this run owns it."""
     claimed = (
         ReportSubscription.objects.filter(pk=subscription.pk)
-        .filter(Q(last_period_end__isnull=True) | ~Q(last_period_end=period.end))
+        .filter(Q(last_period_end__isnull=True) | Q(last_period_end__lt=period.end))
         .update(last_period_end=period.end, last_sent_at=now)
     )
     return claimed == 1

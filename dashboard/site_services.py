@@ -13,11 +13,13 @@ import hashlib
 import logging
 import re
 import secrets
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import idna
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -50,11 +52,23 @@ MAX_HOSTNAMES = 100
 
 
 def _to_ascii(value: str) -> str:
-    """IDN -> punycode (what browsers put in location.href); ValueError if it cannot be encoded."""
+    """A name as browsers put it in location.href and Origin: IDNA 2008 / UTS-46, non-transitional
+    (`bücher.de` -> `xn--bcher-kva.de`, `ß.de` -> `xn--zca.de`, never `ss.de`). ValueError for a
+    name that cannot be one (emoji, invalid punycode like `xn--zz`).
+
+    Plain ASCII labels are left to is_hostname: browsers accept labels such as `r3---sn-abc`
+    (the URL standard does not check hyphens), so they must not be refused here."""
     try:
-        return value.encode("idna").decode("ascii")
-    except UnicodeError as exc:
+        mapped = idna.uts46_remap(value, std3_rules=False, transitional=False)  # case, width, 。
+        labels = [
+            label
+            if label.isascii() and not label.startswith("xn--")
+            else idna.encode(label, uts46=True, transitional=False).decode("ascii")
+            for label in mapped.split(".")
+        ]
+    except (idna.IDNAError, UnicodeError) as exc:
         raise ValueError(str(exc)) from exc
+    return ".".join(labels)
 
 
 def is_hostname(value: str, *, need_dot: bool = False) -> bool:
@@ -76,7 +90,10 @@ def clean_domain(value: str) -> str:
     try:
         domain = _to_ascii(domain)
     except ValueError:
-        raise ValidationError("Enter a domain like example.com.")
+        raise ValidationError(
+            "This is not a valid domain name (emoji, symbols and malformed xn-- names cannot be used). "
+            "Enter a domain like example.com or bücher.de."
+        )
     if not is_hostname(domain, need_dot=True):
         raise ValidationError("Enter a domain like example.com.")
     return domain
@@ -96,6 +113,8 @@ def clean_hostnames(text: str) -> str:
                 line = _to_ascii(line)
             except ValueError:
                 line = ""
+            if line.startswith("www."):  # the collector drops "www." from every hit's hostname
+                line = line[4:]
             if not is_hostname(line):
                 if raw.strip().startswith("*."):
                     errors.append(
@@ -112,6 +131,34 @@ def clean_hostnames(text: str) -> str:
     if errors:
         raise ValidationError(errors)
     return "\n".join(seen)
+
+
+# Line breaks and other control characters (C0/C1, U+2028/2029) and the bidi embedding,
+# override and isolate characters: a site name is one line of plain text, in pages and in email
+# subjects (a newline there is a BadHeaderError).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+SUBJECT_NAME_MAX = 60
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS
+
+
+def clean_site_name(value: str) -> str:
+    """A site name as typed -> stripped, or ValidationError if it holds control characters."""
+    value = (value or "").strip()
+    if any(_is_control(char) for char in value):
+        raise ValidationError(
+            "The name must be a single line of text, without tabs, line breaks or control characters."
+        )
+    return value
+
+
+def one_line(value: str, limit: int = SUBJECT_NAME_MAX) -> str:
+    """Text safe for an email header: control characters and runs of spaces become one space, and
+    at most `limit` characters (an ellipsis marks a cut). For names saved before they were checked."""
+    text = " ".join("".join(" " if _is_control(char) else char for char in value or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def timezone_choices() -> list[tuple[str, str]]:
@@ -132,7 +179,11 @@ def create_site(*, owner: Any, domain: str, name: str = "", timezone_name: str =
     domain = clean_domain(domain)
     if Site.objects.filter(domain=domain).exists():
         raise ValidationError({"domain": "A site with this domain already exists."})
-    site = Site(domain=domain, name=(name or "").strip()[:200] or domain, timezone=timezone_name, owner=owner)
+    try:
+        name = clean_site_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages})
+    site = Site(domain=domain, name=name[:200] or domain, timezone=timezone_name, owner=owner)
     site.full_clean(exclude=["domain"])
     try:
         with transaction.atomic():
@@ -143,7 +194,11 @@ def create_site(*, owner: Any, domain: str, name: str = "", timezone_name: str =
 
 
 def update_site(site: Site, *, name: str, timezone_name: str, allowed_hostnames: str) -> Site:
-    site.name = (name or "").strip()[:200] or site.domain
+    try:
+        name = clean_site_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages})
+    site.name = name[:200] or site.domain
     site.timezone = timezone_name
     site.allowed_hostnames = clean_hostnames(allowed_hostnames)
     site.full_clean()
@@ -225,7 +280,7 @@ def invite(*, site: Site, email: str, role: str, invited_by: Any, accept_url: An
         "url": accept_url(token),
         "days": settings.INVITATION_DAYS,
     }
-    subject = f"You are invited to {site.name or site.domain} on Fathom"
+    subject = f"You are invited to {one_line(site.name) or site.domain} on Fathom"
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("dashboard/email/invitation.txt", context),

@@ -11,6 +11,10 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
+from dashboard.models import Invitation, Membership, Site
+from dashboard.site_services import invite
+from dashboard.views.sites import site_home_url
+
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
@@ -171,3 +175,92 @@ def test_auth_pages_use_our_templates_not_the_admins(client):
         names = [t.name for t in response.templates]
         assert names[0].startswith("accounts/"), names
         assert not any(name.startswith("registration/") or name.startswith("admin/") for name in names)
+
+
+# -- an invitation opened before signing in ---------------------------------------------------
+
+
+def invitation_for(email: str) -> tuple[Site, str]:
+    """A site whose owner invited `email`; the invitation's path (/invitations/<token>/)."""
+    owner = User.objects.create_user("site-owner", email="site-owner@example.org")
+    site = Site.objects.create(domain="pushed.example", name="Pushed", owner=owner)
+    tokens: list[str] = []
+    invite(site=site, email=email, role="viewer", invited_by=owner, accept_url=lambda t: tokens.append(t) or t)
+    return site, f"/invitations/{tokens[0]}/"
+
+
+def link(page: Any, view: str) -> str:
+    """The invitation page's "Sign up and join" / "Log in and join" link."""
+    return re.search(rf'href="(/accounts/{view}/\?next=[^"]+)"', page.content.decode()).group(1)
+
+
+def test_an_invitation_opened_in_the_browser_is_not_accepted_by_another_account(client):
+    """Someone opens an invitation link (sent to them, or pushed to the next person) in a browser;
+    whoever logs in there next must not get the site silently."""
+    victim = User.objects.create_user("victim", email="victim@example.org", password=STRONG)
+    site, path = invitation_for("attacker@example.org")
+    assert client.get(path).status_code == 200
+
+    response = client.post("/accounts/login/", {"username": "victim", "password": STRONG}, follow=True)
+    assert response.redirect_chain == [("/", 302)]
+    assert not Membership.objects.filter(site=site, user=victim).exists()
+    assert Invitation.objects.get(site=site).accepted_at is None
+    html = response.content.decode()
+    assert "was sent to another email address than your account" in html
+    assert "so it was not accepted" in html
+    assert "attacker@example.org" not in html
+    # forgotten: logging in again accepts nothing either
+    client.post("/accounts/logout/")
+    client.post("/accounts/login/", {"username": "victim", "password": STRONG})
+    assert not Membership.objects.filter(user=victim).exists()
+
+
+def test_log_in_and_join_with_another_address_asks_to_confirm(client):
+    lin = User.objects.create_user("lin", email="lin@example.org", password=STRONG)
+    site, path = invitation_for("lin.work@example.org")
+    login_url = link(client.get(path), "login")
+    assert login_url == f"/accounts/login/?next={path}"
+    login_page = client.get(login_url).content.decode()
+    assert f'name="next" value="{path}"' in login_page
+    assert f'href="/accounts/signup/?next={path}"' in login_page
+
+    response = client.post(login_url, {"username": "lin", "password": STRONG, "next": path})
+    assert response["Location"] == path
+    assert not Membership.objects.filter(user=lin).exists()
+    page = client.get(path).content.decode()
+    assert "This invitation was sent to <strong>lin.work@example.org</strong>" in page
+    assert "Accept the invitation" in page
+    assert not Membership.objects.filter(user=lin).exists()  # a GET changes nothing
+    client.post(path)  # the confirmation
+    assert Membership.objects.filter(site=site, user=lin, role="viewer").exists()
+
+
+def test_log_in_with_the_invited_address_joins_at_once(client):
+    lin = User.objects.create_user("lin", email="Lin@Example.org", password=STRONG)
+    site, path = invitation_for("lin@example.org")
+    login_url = link(client.get(path), "login")
+    response = client.post(login_url, {"username": "lin", "password": STRONG, "next": path})
+    assert response["Location"] == site_home_url(site)
+    assert Membership.objects.filter(site=site, user=lin, role="viewer").exists()
+
+
+def test_signing_up_with_another_address_does_not_join(client):
+    site, path = invitation_for("grace@example.org")
+    signup_url = link(client.get(path), "signup")
+    page = client.get(signup_url).content.decode()
+    assert 'value="grace@example.org"' in page  # suggested, not required
+    assert f'name="next" value="{path}"' in page
+    data = {"username": "mallory", "email": "mallory@example.org", "password1": STRONG, "password2": STRONG}
+    response = client.post(signup_url, {**data, "next": path})
+    assert response["Location"] == path
+    assert not Membership.objects.filter(site=site).exists()
+    assert Invitation.objects.get(site=site).accepted_at is None
+
+
+def test_signing_up_with_the_invited_address_joins(client):
+    site, path = invitation_for("grace@example.org")
+    signup_url = link(client.get(path), "signup")
+    data = {"username": "grace", "email": "GRACE@example.org", "password1": STRONG, "password2": STRONG}
+    response = client.post(signup_url, {**data, "next": path})
+    assert response["Location"] == site_home_url(site)
+    assert Membership.objects.filter(site=site, user__username="grace", role="viewer").exists()

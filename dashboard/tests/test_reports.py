@@ -257,6 +257,22 @@ def test_a_second_run_sends_nothing(site, owner):
     assert len(mail.outbox) == 1
 
 
+def test_an_earlier_period_is_never_sent_after_a_later_one(site, owner):
+    """A run with an earlier --as-of (or a site whose local date moved back) does not send the
+    older period again, nor does it move the bookkeeping back."""
+    subscription = subscribe(site, owner, "monthly")
+    assert run("--as-of", "2026-12-01").strip() == "sent 1, skipped 0, failed 0"
+    assert run("--as-of", "2026-11-26").strip() == "sent 0, skipped 1, failed 0"  # October: older
+    assert [m.subject for m in mail.outbox] == ["kiwi.example: your monthly report for November 2026"]
+    subscription.refresh_from_db()
+    assert subscription.last_period_end == dt.date(2026, 11, 30)
+    # The claim refuses it too (two runs racing, one with an older as-of).
+    october = reports.last_complete_period("monthly", dt.date(2026, 11, 26), site.tz)
+    assert not reports._claim(subscription, october, dt.datetime.now(dt.UTC))
+    subscription.refresh_from_db()
+    assert subscription.last_period_end == dt.date(2026, 11, 30)
+
+
 def test_a_dry_run_sends_and_records_nothing(site, owner):
     subscription = subscribe(site, owner)
     output = run("--dry-run", "--as-of", "2026-11-23")

@@ -216,6 +216,53 @@ def test_international_domain_is_stored_as_punycode(client):
     assert Site.objects.filter(domain="xn--bcher-kva.example").exists()
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("ß.example", "xn--zca.example"),  # IDNA 2008 / UTS-46, as browsers: not "ss.example"
+        ("Bücher.Example", "xn--bcher-kva.example"),
+        ("例え.テスト", "xn--r8jz45g.xn--zckzah"),
+        ("\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\u3002org", "example.org"),  # full-width letters and dot are mapped
+        ("xn--nxasmq6b.example", "xn--nxasmq6b.example"),  # valid punycode stays
+        ("r3---sn-ab5l6n67.example", "r3---sn-ab5l6n67.example"),  # browsers accept such labels
+    ],
+)
+def test_international_domains_are_stored_as_browsers_send_them(client, typed, stored):
+    response = client.post("/sites/new/", {"domain": typed, "timezone": "UTC"})
+    assert response.status_code == 302, body(response)
+    assert Site.objects.filter(domain=stored).exists()
+
+
+@pytest.mark.parametrize("domain", ["xn--zz.com", "xn--.com", "\N{GRINNING FACE}.com", "a\N{SNOWMAN}b.example"])
+def test_add_site_refuses_names_idna_refuses(client, domain):
+    response = client.post("/sites/new/", {"domain": domain, "timezone": "UTC"})
+    assert response.status_code == 200
+    assert "This is not a valid domain name" in body(response)
+    assert not Site.objects.exists()
+
+
+def test_a_sharp_s_site_counts_the_pageviews_browsers_send(client, settings):
+    """The collector compares the hit's hostname (punycode, from location.href) with the stored
+    domain: the two must be written the same way."""
+    settings.TRUSTED_PROXY_HOPS = 1
+    client.post("/sites/new/", {"domain": "straße.example", "timezone": "UTC"})
+    site = Site.objects.get()
+    hit = {"n": "pageview", "u": "https://www.xn--strae-oqa.example/", "sid": site.public_id}
+    response = send(Client(HTTP_USER_AGENT=CHROME_UA), hit, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert response.status_code == 202
+    assert not response.has_header("X-Dropped")
+
+
+@pytest.mark.parametrize(
+    "name", ["Shop\nBlog", "Shop\r\nBcc: x@evil.example", "Tab\there", "Line\u2028sep", "\u202eliam"]
+)
+def test_add_site_refuses_control_characters_in_the_name(client, name):
+    response = client.post("/sites/new/", {"domain": "new.example", "name": name, "timezone": "UTC"})
+    assert response.status_code == 200
+    assert "The name must be a single line of text" in body(response)
+    assert not Site.objects.exists()
+
+
 # -- general settings -------------------------------------------------------------------------
 
 
@@ -281,6 +328,39 @@ def test_settings_hostnames_are_validated(client, site, lines, error):
     assert site.allowed_hostnames == ""
     # the page header still shows the saved name, not the refused input
     assert "<h1>Example " in body(response)
+
+
+@pytest.mark.parametrize("name", ["Shop\nBlog", "Shop\rBlog", "x\x1b[31m", "a\x85b"])
+def test_settings_refuse_control_characters_in_the_name(client, site, name):
+    response = client.post(settings_url(site), {"name": name, "timezone": "UTC", "allowed_hostnames": ""})
+    assert response.status_code == 200
+    assert "The name must be a single line of text" in body(response)
+    site.refresh_from_db()
+    assert site.name == "Example"
+
+
+def test_settings_hostnames_idna_and_www(client, site, settings):
+    response = client.post(
+        settings_url(site),
+        {
+            "name": "Example",
+            "timezone": "UTC",
+            "allowed_hostnames": "ß.example\nwww.Shop.example.net\nshop.example.net",
+        },
+    )
+    assert response.status_code == 302
+    site.refresh_from_db()
+    # "www." goes: the collector drops it from every hit's hostname before comparing
+    assert site.hostname_list() == ["xn--zca.example", "shop.example.net"]
+    settings.TRUSTED_PROXY_HOPS = 1
+    for url in ("https://www.shop.example.net/", "https://xn--zca.example/"):
+        hit = {"n": "pageview", "u": url, "sid": site.public_id}
+        sent = send(Client(HTTP_USER_AGENT=CHROME_UA), hit, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+        assert not sent.has_header("X-Dropped"), url
+    for bad in ("xn--zz.example", "\N{GRINNING FACE}.example"):
+        response = client.post(settings_url(site), {"name": "Example", "timezone": "UTC", "allowed_hostnames": bad})
+        assert response.status_code == 200
+        assert "is not a hostname" in body(response)
 
 
 def test_settings_bad_time_zone(client, site):
@@ -579,6 +659,34 @@ def test_invite_bad_email(client, site):
     assert response.status_code == 200
     assert "Enter a valid email address." in body(response)
     assert mail.outbox == []
+
+
+def test_invite_refuses_an_address_longer_than_the_column(client, site):
+    """Invitation.email holds 254 characters (Django's form EmailField would take 320: a DataError
+    on MariaDB's strict mode)."""
+    too_long = "x" * 64 + "@" + ".".join(["y" * 63] * 3) + ".com"  # 260 characters, else valid
+    response = invite(client, site, too_long)
+    assert response.status_code == 200
+    assert "Ensure this value has at most 254 characters" in body(response)
+    assert not Invitation.objects.exists()
+    assert mail.outbox == []
+    longest = "x" * 58 + "@" + ".".join(["y" * 63] * 3) + ".com"
+    assert len(longest) == 254
+    assert invite(client, site, longest).status_code == 302
+    assert Invitation.objects.get().email == longest
+
+
+def test_invitation_subject_is_one_line_whatever_the_name(client, site):
+    """A name saved before names were checked (or by another path) must not break the email."""
+    Site.objects.filter(pk=site.pk).update(name="Shop\nBlog\r\n" + "n" * 180)
+    response = invite(client, site, "grace@example.org")
+    assert response.status_code == 302
+    (message,) = mail.outbox
+    assert "\n" not in message.subject
+    assert "\r" not in message.subject
+    assert message.subject.startswith("You are invited to Shop Blog nnn")
+    assert len(message.subject) < 100
+    assert message.message()["Subject"]  # the headers can be built
 
 
 def test_invitation_email_failure_is_a_form_error(client, site, monkeypatch):

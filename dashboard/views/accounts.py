@@ -1,19 +1,24 @@
 """Sign-up, log-in (Django's view plus invitations) and accepting an invitation.
 
 An invitation opened while logged out is remembered in the session (by the SHA-256 of its
-token, never the token) and accepted right after the person signs up or logs in.
+token, never the token). Right after the person signs up or logs in it is accepted only if the
+account's email address is the one the invitation was sent to (case-insensitive); otherwise
+nothing is accepted and the person lands on the invitation page (its log-in and sign-up links
+carry it as `next`), which says whom it was for and asks for a POST to accept it. Whoever used
+the browser before (or sent its link) cannot push a site into the next account signed in there.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from dashboard.access import role_for
@@ -57,19 +62,46 @@ def _announce(request: HttpRequest, invitation: Invitation, outcome: str) -> Non
         messages.info(request, f"You already own {label}.")
 
 
+def is_for(invitation: Invitation, user: Any) -> bool:
+    """Was the invitation sent to this account's email address? (Case-insensitive; no casefold:
+    `ß` and `ss` are different mailboxes.)"""
+    email = (getattr(user, "email", "") or "").strip().lower()
+    return bool(email) and email == invitation.email.strip().lower()
+
+
 def accept_pending_invitation(request: HttpRequest) -> str | None:
-    """After sign-up or log-in: accept the invitation opened before, if any; where to go next."""
+    """After sign-up or log-in: accept the invitation opened before, if it was sent to this
+    account's address; where to go next (None: wherever the page would go anyway)."""
     token_hash = request.session.pop(PENDING_INVITATION, None)
     if not token_hash:
         return None
     try:
         invitation = find_invitation(token_hash=token_hash)
+        if not is_for(invitation, request.user):
+            # Not accepted: the invitation page (the `next` of its log-in and sign-up links) says
+            # whom it was for and asks to confirm. Without that page, say how to get there.
+            if not _is_invitation_page(_safe_next(request)):
+                messages.info(  # names neither the site nor the address: the browser may be shared
+                    request,
+                    "An invitation opened in this browser was sent to another email address than your "
+                    "account's, so it was not accepted. To accept it with this account, open its link again.",
+                )
+            return None
         outcome = accept_invitation(invitation, request.user)
     except InvitationProblem as problem:
         messages.error(request, _problem_text(problem.reason))
         return None
     _announce(request, invitation, outcome)
     return site_home_url(invitation.site)
+
+
+def _is_invitation_page(target: str | None) -> bool:
+    if not target:
+        return False
+    try:
+        return resolve(urlsplit(target).path).url_name == "invitation_accept"
+    except Resolver404:
+        return False
 
 
 def _problem_text(reason: str) -> str:
@@ -129,7 +161,11 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         )
     if not request.user.is_authenticated:
         request.session[PENDING_INVITATION] = hash_token(token)
-        return render(request, "accounts/invitation.html", {"invitation": invitation, "role_label": _label(invitation)})
+        return render(
+            request,
+            "accounts/invitation.html",
+            {"invitation": invitation, "role_label": _label(invitation), "next": request.path},
+        )
     if request.method == "POST":
         try:
             outcome = accept_invitation(invitation, request.user)
@@ -150,7 +186,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             "invitation": invitation,
             "role_label": _label(invitation),
             "current_role": role_for(request.user, invitation.site),
-            "email_differs": (request.user.email or "").lower() != invitation.email.lower(),
+            "email_differs": not is_for(invitation, request.user),
         },
     )
 
