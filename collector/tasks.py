@@ -11,19 +11,30 @@ from collector.ingest import ingest_batch
 log = logging.getLogger(__name__)
 
 
+def write_hits(hits: list[dict[str, Any]]) -> dict[str, int]:
+    """Write hits in one transaction: what ingest_hits runs, and what the Lambda worker runs once
+    for all the ingest messages of an SQS batch (fathom.lambda_sqs)."""
+    result = ingest_batch(hits)
+    return {"written": result.written, "duplicates": result.duplicates, "dropped": result.dropped}
+
+
+def retry_countdown(retries: int) -> int:
+    """Seconds before the next attempt after a database error: 1, 2, 4, ... capped at 5 minutes."""
+    return min(300, 2 ** min(retries, 8))
+
+
 @shared_task(bind=True, acks_late=True, max_retries=200, ignore_result=True)
 def ingest_hits(self: Any, hits: list[dict[str, Any]]) -> dict[str, int]:
     """Write queued hits. Database outages are retried with backoff (the hits wait in the queue);
     a hit that cannot be valid (deleted site, malformed) is dropped with a log line by ingest_batch."""
     try:
-        result = ingest_batch(hits)
+        return write_hits(hits)
     except DatabaseError as exc:
         if self.request.is_eager:
             raise
-        countdown = min(300, 2 ** min(self.request.retries, 8))
+        countdown = retry_countdown(self.request.retries)
         log.warning("ingest: database error %s, retrying in %ss", type(exc).__name__, countdown)
         raise self.retry(exc=exc, countdown=countdown) from exc
-    return {"written": result.written, "duplicates": result.duplicates, "dropped": result.dropped}
 
 
 @shared_task(ignore_result=True)

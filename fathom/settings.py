@@ -166,12 +166,34 @@ CELERY_TASK_ROUTES = {"collector.tasks.ingest_hits": {"queue": "ingest"}}
 # Publishing is on the request path: fail fast when the broker is unreachable (the view answers 503).
 BROKER_TIMEOUT = env_float("BROKER_TIMEOUT", 1.0)
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": BROKER_TIMEOUT,
-    "socket_timeout": BROKER_TIMEOUT,
-    "max_retries": 0,
-    "region": env("AWS_REGION", "us-east-1"),
-}
+AWS_REGION = env("AWS_REGION", "us-east-1")  # Lambda sets it; also used by the WAF sync below
+if CELERY_BROKER_URL.startswith("sqs://"):
+    # Production on Lambda: the queues exist already (created with the stack), so kombu never
+    # lists or creates queues and needs only sqs:SendMessage. Credentials: the function's role.
+    SQS_INGEST_QUEUE_URL = env("SQS_INGEST_QUEUE_URL")
+    SQS_DEFAULT_QUEUE_URL = env("SQS_DEFAULT_QUEUE_URL")
+    if not (SQS_INGEST_QUEUE_URL and SQS_DEFAULT_QUEUE_URL):
+        raise ImproperlyConfigured(
+            "CELERY_BROKER_URL=sqs:// needs SQS_INGEST_QUEUE_URL and SQS_DEFAULT_QUEUE_URL (the queues' URLs)."
+        )
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "region": AWS_REGION,
+        "predefined_queues": {
+            "ingest": {"url": SQS_INGEST_QUEUE_URL},
+            "default": {"url": SQS_DEFAULT_QUEUE_URL},
+        },
+        "client-config": {
+            "connect_timeout": BROKER_TIMEOUT,
+            "read_timeout": BROKER_TIMEOUT,
+            "retries": {"total_max_attempts": 2},
+        },
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": BROKER_TIMEOUT,
+        "socket_timeout": BROKER_TIMEOUT,
+        "max_retries": 0,
+    }
 CELERY_BROKER_POOL_LIMIT = env_int("CELERY_BROKER_POOL_LIMIT", 10)
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -240,7 +262,6 @@ FLAG_EXPIRY_DAYS = env_int("FLAG_EXPIRY_DAYS", 7)
 AUTO_BAN_SCORE = env_int("AUTO_BAN_SCORE", 100)  # flags below this wait for a human
 AUTO_BAN_BASE_MINUTES = env_int("AUTO_BAN_BASE_MINUTES", 60)  # x4 for each earlier ban
 AUTO_BAN_MAX_DAYS = env_int("AUTO_BAN_MAX_DAYS", 30)
-AWS_REGION = env("AWS_REGION", "us-east-1")
 WAF_IPSET_V4_ARN = env("WAF_IPSET_V4_ARN")
 WAF_IPSET_V6_ARN = env("WAF_IPSET_V6_ARN")
 WAF_SCOPE = env("WAF_SCOPE", "REGIONAL")  # CLOUDFRONT for a CloudFront web ACL
