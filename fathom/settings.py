@@ -307,3 +307,44 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["dashboard.api_schema.only_stats_api"],
     "SORT_OPERATION_PARAMETERS": False,
 }
+
+# AWS prices for `manage.py cost_estimate` (security/costs.py): us-east-1, on-demand, USD, as looked up
+# on 2026-11-26 (issue 5 research notes, section 5). Prices change: check the sources before trusting a
+# total. Free tiers are listed but only applied with `cost_estimate --free-tier`.
+_ELB = "aws.amazon.com/elasticloadbalancing/pricing/; cloud-horizons.com/blog/alb-the-line-item-nobody-watches/"
+_LAMBDA = "aws.amazon.com/lambda/pricing/; cloudchipr.com/blog/aws-lambda-pricing"
+_SQS = "aws.amazon.com/sqs/pricing/; cloudburn.io/blog/amazon-sqs-pricing"
+_APIGW = "aws.amazon.com/api-gateway/pricing/; apigatewaycost.com/aws"
+_WAF = "aws.amazon.com/waf/pricing/; c3x.dev/blog/aws-waf-cost-explained/"
+_VANTAGE = "handbook.vantage.sh/aws/services/elb-pricing"
+_SQS64 = "factualminds.com/blog/amazon-sqs-pricing-64kb-rule-fifo-vs-standard/"
+AWS_PRICES: dict[str, dict[str, object]] = {
+    name: {"value": value, "unit": unit, "source": source, "date": "2026-11-26"}
+    for name, value, unit, source in [
+        ("alb_hour", 0.0225, "USD per ALB-hour (partial hours billed)", _ELB),
+        ("alb_lcu_hour", 0.008, "USD per LCU-hour; LCUs of an hour = the largest of the 4 dimensions", _ELB),
+        ("alb_lcu_new_connections_per_second", 25, "new connections per second in one LCU", _ELB),
+        ("alb_lcu_active_connections_per_minute", 3000, "active connections (per minute) in one LCU", _ELB),
+        ("alb_lcu_lambda_gb_per_hour", 0.4, "GB an hour in one LCU, Lambda targets (1 GB for EC2/IP)", _VANTAGE),
+        ("alb_lcu_rule_evaluations_per_second", 1000, "rule evaluations per second in one LCU", _ELB),
+        ("alb_free_rules_per_request", 10, "rules per request not counted as rule evaluations", _ELB),
+        ("lambda_request_per_million", 0.20, "USD per 1M invocations (duration billed per 1 ms)", _LAMBDA),
+        ("lambda_gb_second_x86_64", 0.0000166667, "USD per GB-s, x86_64, first 6B GB-s a month", _LAMBDA),
+        ("lambda_gb_second_arm64", 0.0000133334, "USD per GB-s, arm64, first 7.5B GB-s a month", _LAMBDA),
+        ("lambda_free_requests_per_month", 1_000_000, "free invocations a month (always free, per account)", _LAMBDA),
+        ("lambda_free_gb_seconds_per_month", 400_000, "free GB-s a month (always free, per account)", _LAMBDA),
+        ("sqs_request_per_million", 0.40, "USD per 1M standard-queue requests, first 100B a month", _SQS),
+        ("sqs_request_chunk_bytes", 65_536, "payload bytes per billed request (each 64 KB chunk is one)", _SQS64),
+        ("sqs_free_requests_per_month", 1_000_000, "free requests a month (always free, per account)", _SQS),
+        ("apigw_rest_per_million", 3.50, "USD per 1M REST API calls, first 333M a month", _APIGW),
+        ("apigw_rest_per_million_333m_to_1b", 2.80, "USD per 1M REST API calls, next 667M", _APIGW),
+        ("apigw_rest_per_million_1b_to_20b", 2.38, "USD per 1M REST API calls, next 19B", _APIGW),
+        ("apigw_rest_per_million_over_20b", 1.51, "USD per 1M REST API calls, over 20B", _APIGW),
+        ("apigw_http_per_million", 1.00, "USD per 1M HTTP API requests, first 300M a month", _APIGW),
+        ("apigw_http_per_million_over_300m", 0.90, "USD per 1M HTTP API requests, over 300M", _APIGW),
+        ("apigw_free_requests_per_month", 1_000_000, "free calls a month, first 12 months only (not applied)", _APIGW),
+        ("waf_acl_month", 5.00, "USD per web ACL per month (prorated hourly)", _WAF),
+        ("waf_rule_month", 1.00, "USD per rule or rule group per month (prorated hourly)", _WAF),
+        ("waf_request_per_million", 0.60, "USD per 1M requests inspected (blocked ones too)", _WAF),
+    ]
+}
