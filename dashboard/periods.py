@@ -11,6 +11,10 @@ shapes follow Plausible's Stats API v1:
 - custom  `date=YYYY-MM-DD,YYYY-MM-DD`, both inclusive
 
 Bad input raises ValueError with a message fit to show an API client.
+
+A period still in progress can be cut (Period.cutoff: the last local day and hour counted) so
+that it compares fairly with the same amount of time in the previous period; see
+compared_periods. The rollups are hourly, so a cut falls at the end of a local wall-clock hour.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PERIODS = ("day", "7d", "30d", "month", "6mo", "12mo", "custom")
 INTERVALS = ("hour", "date", "month")
@@ -35,11 +39,32 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 @dataclass(frozen=True)
 class Period:
-    """An inclusive range of local dates of one site."""
+    """An inclusive range of local dates of one site; with a `cutoff` (local day, hour), only
+    the time up to the end of that hour counts (the hours after it, on that day and after, do not)."""
 
     start: dt.date
     end: dt.date
     tz: zoneinfo.ZoneInfo
+    cutoff: tuple[dt.date, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.cutoff is not None:
+            day, hour = self.cutoff
+            if not (self.start <= day <= self.end and 0 <= hour <= 23):
+                raise ValueError(f"cutoff {self.cutoff!r} is outside the period")
+
+    @property
+    def whole(self) -> Period:
+        """The same dates without a cutoff."""
+        return replace(self, cutoff=None) if self.cutoff is not None else self
+
+    def elapsed(self, now: dt.datetime | None = None) -> Period:
+        """The part of this period that has happened by the end of the current local hour of
+        `now` (default: the site's current time) if the period holds now; else the period as is."""
+        local = (now or local_now(self.tz)).astimezone(self.tz)
+        if not self.start <= local.date() <= self.end:
+            return self
+        return replace(self, cutoff=(local.date(), local.hour))
 
     @property
     def days(self) -> int:
@@ -58,13 +83,22 @@ class Period:
         return [self.start + dt.timedelta(days=i) for i in range(self.days)]
 
     def utc_bounds(self) -> tuple[dt.datetime, dt.datetime]:
-        """[local midnight of start, local midnight after end) as aware UTC datetimes."""
-        return local_midnight(self.start, self.tz), local_midnight(self.end + dt.timedelta(days=1), self.tz)
+        """[local midnight of start, local midnight after end) as aware UTC datetimes; with a
+        cutoff, the end is the end of the cutoff's local hour instead."""
+        end = local_midnight(self.end + dt.timedelta(days=1), self.tz)
+        if self.cutoff is not None:
+            day, hour = self.cutoff
+            # Wall-clock arithmetic: hour 23 ends at the next local midnight.
+            cut = dt.datetime(day.year, day.month, day.day, tzinfo=self.tz) + dt.timedelta(hours=hour + 1)
+            end = min(end, cut.astimezone(dt.UTC))
+        return local_midnight(self.start, self.tz), end
 
     def previous(self) -> Period:
-        """The period of the same number of days that ends the day before this one starts."""
-        start = self.start - dt.timedelta(days=self.days)
-        return Period(start=start, end=self.start - dt.timedelta(days=1), tz=self.tz)
+        """The period of the same number of days that ends the day before this one starts; a
+        cutoff moves with it (the same day of the period, the same hour)."""
+        shift = dt.timedelta(days=self.days)
+        cutoff = (self.cutoff[0] - shift, self.cutoff[1]) if self.cutoff is not None else None
+        return Period(start=self.start - shift, end=self.start - dt.timedelta(days=1), tz=self.tz, cutoff=cutoff)
 
     def check_interval(self, interval: str | None) -> str:
         """The interval to use: the given one if it is valid for this period, else the default."""
@@ -75,6 +109,26 @@ class Period:
         if interval == "hour" and self.days > HOUR_INTERVAL_MAX_DAYS:
             raise ValueError(f"interval 'hour' is limited to periods of {HOUR_INTERVAL_MAX_DAYS} days or fewer")
         return interval
+
+
+def compared_periods(period: Period, now: dt.datetime | None = None) -> tuple[Period, Period]:
+    """(current, previous) for a comparison with the previous period.
+
+    A period entirely in the past (or the future) compares whole with `period.previous()`, the
+    same number of days just before it. A period still in progress (it holds `now`, default the
+    site's current time) compares only its elapsed part, up to the end of the current local hour,
+    with the same elapsed part of the previous one: today until 09:59 against yesterday until
+    09:59; this month on the 3rd at 10:15 against the first 2 days and 11 hours of the 30 days
+    before it (as Plausible: "a period still in progress is compared with the same amount of
+    time in the previous period").
+    """
+    current = period.elapsed(now)
+    return current, current.previous()
+
+
+def local_now(tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The site's current local time (one place, so that tests can set the clock)."""
+    return dt.datetime.now(tz)
 
 
 def local_midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:
@@ -114,7 +168,7 @@ def parse_period(
     if period not in PERIODS:
         raise ValueError(f"unknown period {period!r}: use one of {', '.join(PERIODS)}")
     if today is None:
-        today = dt.datetime.now(tz).date()
+        today = local_now(tz).date()
     date = (date or "").strip()
 
     if period == "custom":

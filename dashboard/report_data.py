@@ -2,7 +2,14 @@
 
 The dashboard page, the shared dashboard, the CSV export (and the email report) all call
 build_report, so they can never disagree on a number. It only reads, through
-dashboard.selectors (rollups when unfiltered, raw events when filtered).
+dashboard.selectors: unfiltered, the rollup tables only (HourlyTotal, DailyBreakdown; the
+exit-pages panel asks for exits alone, which the rollup keeps); filtered, raw events and visits.
+
+Comparisons: the headline changes compare a period still in progress by its elapsed part only
+(up to the end of the current local hour) with the same part of the previous period (see
+periods.compared_periods). The chart draws the whole current period (future buckets empty) and
+the whole previous period as its faint line: the line shows how the previous period went on,
+and the part drawn so far lines up bucket by bucket with the same part of the previous one.
 
 Nothing here knows about requests, URLs or templates: the caller parses the query string into a
 Period and filters, and turns a Report into HTML, CSV or an email.
@@ -86,9 +93,9 @@ PANELS: tuple[PanelSpec, ...] = (
         "entry_pages", "Entry pages", "visit:entry_page", "Entry page", VISIT_COLUMNS, ("visitors", "visits"),
         (("visits", "Entrances"),),
     ),
+    # Exits only: the rollup keeps exits (visits ending on the page) per page and day, nothing else.
     PanelSpec(
-        "exit_pages", "Exit pages", "visit:exit_page", "Exit page", VISIT_COLUMNS, ("visitors", "visits"),
-        (("visits", "Exits"),),
+        "exit_pages", "Exit pages", "visit:exit_page", "Exit page", ("visits",), ("visits",), (("visits", "Exits"),)
     ),
     PanelSpec("utm_sources", "UTM sources", "visit:utm_source", "UTM source", VISIT_COLUMNS, ("visitors",)),
     PanelSpec("utm_mediums", "UTM mediums", "visit:utm_medium", "UTM medium", VISIT_COLUMNS, ("visitors",)),
@@ -129,7 +136,7 @@ class Row:
 
     label: str
     numbers: dict[str, int | float]
-    bar: int = 0  # visitors as a percentage of the panel's top row, for the bar behind the label
+    bar: int = 0  # visitors (exits) as a percentage of the panel's top row, for the bar behind the label
 
 
 @dataclass
@@ -185,20 +192,22 @@ def build_report(
     interval: str | None = None,
     limit: int = PANEL_LIMIT,
     panels: Sequence[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> Report:
     """Headline metrics (with changes when `compare`), the chart's series (and the previous
     period's, aligned), and every panel's top `limit` rows, for one site, period and filters.
 
     `filters` is the selectors' syntax (`visit:source==Google;event:page==/`) or parsed Filters;
     `interval` defaults to the period's (hour for a day, date up to ~3 months, month beyond);
-    `panels` limits the panels built (keys of PANELS; default all). Raises ValueError on a bad
+    `panels` limits the panels built (keys of PANELS; default all); `now` is the time a period
+    in progress is compared up to (default: the site's current time). Raises ValueError on a bad
     filter or interval. Unfiltered, it reads only the rollup tables.
     """
     filters = selectors.parse_filters(filters) if filters is None or isinstance(filters, str) else list(filters)
     interval = period.check_interval(interval)
 
     if compare:
-        compared = selectors.aggregate_compared(site, period, HEADLINE, filters)
+        compared = selectors.aggregate_compared(site, period, HEADLINE, filters, now=now)
         metrics = [Metric(k, METRIC_LABELS[k], v["value"], v["change"]) for k, v in compared.items()]
     else:
         values = selectors.aggregate(site, period, HEADLINE, filters)
@@ -224,12 +233,13 @@ def build_report(
 def chart_previous_period(period: Period, interval: str) -> Period:
     """The period drawn as the chart's faint line: the previous period of equal length, except
     that a run of whole calendar months compares with the same number of months before it
-    (so month buckets line up: 6 months against the 6 before, not 183 days)."""
+    (so month buckets line up: 6 months against the 6 before, not 183 days). Always whole, also
+    for a period in progress (see the module docstring)."""
     months = _whole_months(period)
     if interval == "month" and months:
         start = month_start(period.start, -months)
         return Period(start=start, end=period.start - dt.timedelta(days=1), tz=period.tz)
-    return period.previous()
+    return period.whole.previous()
 
 
 def _whole_months(period: Period) -> int:
@@ -248,7 +258,8 @@ def _panel(
     found = selectors.breakdown(site, period, prop, metrics, filters, limit=limit + 1)
     more = len(found) > limit
     found = found[:limit]
-    top = max((r["visitors"] for r in found), default=0)
+    sized_by = "visitors" if "visitors" in metrics else metrics[0]  # exit pages: by exits
+    top = max((r[sized_by] for r in found), default=0)
     rows = []
     for found_row in found:
         label = found_row.pop(prop.short)
@@ -257,7 +268,7 @@ def _panel(
             numbers[PERCENT] = divide_round(100 * found_row["visitors"], total_visitors)
         if CONVERSION in spec.columns:
             numbers[CONVERSION] = _percent_1(found_row["visitors"], total_visitors)
-        rows.append(Row(label=label, numbers=numbers, bar=divide_round(100 * found_row["visitors"], top)))
+        rows.append(Row(label=label, numbers=numbers, bar=divide_round(100 * found_row[sized_by], top)))
     return Panel(spec=spec, rows=rows, more=more)
 
 

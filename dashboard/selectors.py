@@ -5,8 +5,11 @@ Two paths answer every query:
 - **Unfiltered** queries read the rollups only: HourlyTotal (site totals per local day and
   hour) and DailyBreakdown (per local day, dimension and value). Their cost depends on the
   length of the period and the number of distinct values, never on the number of stored
-  events. The one exception is the exit-page breakdown: the rollup keeps only visits per exit
-  page (no unique visitors, bounces or durations), so it reads Visit rows (site, started).
+  events. The one exception is the exit-page breakdown with metrics beyond `visits`: the
+  rollup keeps only visits (exits) per exit page and day (no unique visitors, bounces or
+  durations), so asked for exits alone (the dashboard's panel) it reads the rollup, sorted by
+  exits; asked for anything else (a Stats API breakdown of visit:exit_page with visitors, say)
+  it reads Visit rows (site, started).
 - **Filtered** queries read raw Event rows of the period (site, ts index; UTC bounds of the
   site-local dates), joined to Visit by (site, visit_key) for visit-level filters, because
   only the first hit of a visit carries its referrer: visit attributes live on Visit.
@@ -25,6 +28,13 @@ Both paths count the same way as the collector (see collector/ingest.py):
   cents: DailyBreakdown.value_sum unfiltered, Event.value filtered.
 - bounce_rate = round(100 * bounces / visits), visit_duration = round(duration / visits)
   seconds (halves round up), views_per_visit = round(pageviews / visits, 2); 0 with no visits.
+
+Comparisons (aggregate_compared) are with the previous period of the same number of days. A
+period still in progress (it holds the site's current local time) compares only its elapsed
+part, up to the end of the current local hour, with the same part of the previous period: today
+until 09:59 against yesterday until 09:59 (periods.compared_periods). Both paths honour such a
+cutoff (Period.cutoff): the rollups drop the hours after it, the raw path ends its UTC bounds
+there. Timeseries honour it too; breakdowns always read whole days (DailyBreakdown is daily).
 
 Filters (`property==value;property!=value`, `|` for OR inside a value, `\\|` for a literal
 bar) select events; with a filter, visit metrics are those of the visits started in the
@@ -68,7 +78,7 @@ from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Visi
 from collector.payload import ENGAGEMENT
 from dashboard import access
 from dashboard.models import Site, normalize_domain
-from dashboard.periods import Period, local_midnight
+from dashboard.periods import Period, compared_periods, local_midnight
 
 PAGEVIEW = "pageview"
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
@@ -443,7 +453,7 @@ def _hour_boundaries(period: Period) -> list[dt.datetime]:
         dt.datetime(day.year, day.month, day.day, hour, tzinfo=period.tz).astimezone(dt.UTC)
         for day, hour in _hour_starts(period)
     ]
-    return [*starts, period.utc_bounds()[1]]
+    return [*starts, local_midnight(period.end + dt.timedelta(days=1), period.tz)]
 
 
 # -- aggregate --------------------------------------------------------------------------------
@@ -471,12 +481,19 @@ def _hourly_sums() -> dict[str, Sum]:
     }
 
 
+def _hourly_totals(site: Site, period: Period) -> QuerySet:
+    """The period's HourlyTotal rows; with a cutoff, none after its local day and hour."""
+    rows = HourlyTotal.objects.filter(site=site, day__gte=period.start, day__lte=period.end)
+    if period.cutoff is not None:
+        day, hour = period.cutoff
+        rows = rows.filter(day__lte=day).exclude(day=day, hour__gt=hour)
+    return rows
+
+
 def _aggregate_totals(site: Site, period: Period, metrics: Sequence[str], filters: list[Filter]) -> Totals:
     totals = Totals()
     if not filters:
-        row = HourlyTotal.objects.filter(site=site, day__gte=period.start, day__lte=period.end).aggregate(
-            **_hourly_sums()
-        )
+        row = _hourly_totals(site, period).aggregate(**_hourly_sums())
         totals.add(row)
         return totals
     for bucket in _raw_buckets(site, period, filters, _day_boundaries(period), metrics):
@@ -485,13 +502,21 @@ def _aggregate_totals(site: Site, period: Period, metrics: Sequence[str], filter
 
 
 def aggregate_compared(
-    site: Site, period: Period, metrics: Iterable[str] | str | None = None, filters: Any = None
+    site: Site,
+    period: Period,
+    metrics: Iterable[str] | str | None = None,
+    filters: Any = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> dict[str, dict[str, int | float | None]]:
-    """{"visitors": {"value": 4, "change": 100}, ...}: against the previous period of equal length."""
+    """{"visitors": {"value": 4, "change": 100}, ...}: against the previous period of equal
+    length; a period in progress at `now` (default: the site's current time) compares only its
+    elapsed part with the same part of the previous one (periods.compared_periods)."""
     metrics = check_metrics(metrics)
     filters = _filters(filters)
-    current = _aggregate_totals(site, period, metrics, filters)
-    previous = _aggregate_totals(site, period.previous(), metrics, filters)
+    current_period, previous_period = compared_periods(period, now)
+    current = _aggregate_totals(site, current_period, metrics, filters)
+    previous = _aggregate_totals(site, previous_period, metrics, filters)
     return {
         name: {"value": current.metric(name), "change": change(name, previous.metric(name), current.metric(name))}
         for name in metrics
@@ -523,7 +548,7 @@ def timeseries(
         else:
             fine = defaultdict(Totals)
             rows = (
-                HourlyTotal.objects.filter(site=site, day__gte=period.start, day__lte=period.end)
+                _hourly_totals(site, period)
                 .values("day", "hour", "visitors", "visits", "pageviews", "bounces", "duration", "events")
                 .order_by()
             )
@@ -538,12 +563,7 @@ def timeseries(
         daily = dict(zip(days, _raw_buckets(site, period, filters, _day_boundaries(period), metrics), strict=True))
     else:
         daily = defaultdict(Totals)
-        rows = (
-            HourlyTotal.objects.filter(site=site, day__gte=period.start, day__lte=period.end)
-            .values("day")
-            .annotate(**_hourly_sums())
-            .order_by()
-        )
+        rows = _hourly_totals(site, period).values("day").annotate(**_hourly_sums()).order_by()
         for row in rows:
             daily[row.pop("day")].add(row)
     if interval == "date":
@@ -573,7 +593,8 @@ def breakdown(
     limit: int = 100,
     page: int = 1,
 ) -> list[dict[str, Any]]:
-    """The period's numbers per value of a property, by visitors (most first) then value:
+    """The period's numbers per value of a property, by visitors (most first) then value (exit
+    pages asked for `visits` alone: by visits, i.e. exits, from the rollup when unfiltered):
     [{"page": "/", "visitors": 4, ...}, ...], keyed by the property's short name (page, name,
     entry_page, exit_page, source, referrer, utm_source, utm_medium, utm_campaign, device,
     browser, os, country). `page` is 1-based, `limit` rows a page. Empty values read
@@ -588,12 +609,16 @@ def breakdown(
     if limit < 1 or page < 1:
         raise ValueError("limit and page must be positive")
     offset = (page - 1) * limit
+    period = period.whole  # DailyBreakdown is per day: a breakdown always reads whole days
+    # Exit pages asked for exits (visits) only: the rollup has them, sorted by them.
+    exits_only = prop.dim == Dimension.EXIT_PAGE and metrics == ("visits",)
+    order = "visits" if exits_only else "visitors"
 
-    if not filters and prop.dim != Dimension.EXIT_PAGE:
-        rows = _rollup_breakdown(site, period, prop, offset, limit)
+    if not filters and (prop.dim != Dimension.EXIT_PAGE or exits_only):
+        rows = _rollup_breakdown(site, period, prop, offset, limit, order)
     else:
         rows = _raw_breakdown(site, period, prop, filters)
-        rows.sort(key=lambda row: (-row.totals.visitors, row.value))
+        rows.sort(key=lambda row: (-getattr(row.totals, order), row.value))
         rows = rows[offset : offset + limit]
     if prop.name == "event:page" and {"bounce_rate", "visit_duration"} & set(metrics):
         _add_entries(site, period, filters, rows)
@@ -609,7 +634,10 @@ def breakdown(
     return result
 
 
-def _rollup_breakdown(site: Site, period: Period, prop: Property, offset: int, limit: int) -> list[_Row]:
+def _rollup_breakdown(
+    site: Site, period: Period, prop: Property, offset: int, limit: int, order: str = "visitors"
+) -> list[_Row]:
+    """The top rows of the rollup, by `order` (visitors; visits for exit pages, whose rows keep no visitors)."""
     rows = (
         DailyBreakdown.objects.filter(site=site, dim=prop.dim, day__gte=period.start, day__lte=period.end)
         .values("value_hash")  # the rollup's own key: exact, and immune to MySQL's case folding
@@ -623,8 +651,8 @@ def _rollup_breakdown(site: Site, period: Period, prop: Property, offset: int, l
             events=Sum("events"),
             value_cents=Sum("value_sum"),
         )
-        .filter(visitors__gt=0)
-        .order_by("-visitors", _binary("label"))[offset : offset + limit]
+        .filter(**{f"{order}__gt": 0})
+        .order_by(f"-{order}", _binary("label"))[offset : offset + limit]
     )
     result = []
     for row in rows:

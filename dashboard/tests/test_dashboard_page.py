@@ -224,8 +224,18 @@ def test_panels_list_the_days_rows(client_of, site):
         ["/pricing", "1", "1"],
     ]
     assert panel_rows(doc, "entry_pages") == [["/", "4", "4"], ["/blog", "1", "1"]]
-    assert panel_rows(doc, "exit_pages")[0] == ["/", "1", "1"]
-    assert len(panel_rows(doc, "exit_pages")) == 5
+    # Exit pages: exits only (what the rollup keeps), by exits.
+    assert [th.text() for th in doc.one("section", data_panel="exit_pages").all("th", scope="col")] == [
+        "Exit page",
+        "Exits",
+    ]
+    assert panel_rows(doc, "exit_pages") == [
+        ["/", "1"],
+        ["/about", "1"],
+        ["/blog", "1"],
+        ["/docs", "1"],
+        ["/pricing", "1"],
+    ]
     assert panel_rows(doc, "utm_sources") == [["newsletter", "1"]]
     assert panel_rows(doc, "utm_mediums") == [["email", "1"]]
     assert panel_rows(doc, "utm_campaigns") == [["fall", "1"]]
@@ -370,6 +380,63 @@ def test_the_unfiltered_dashboard_reads_only_the_rollups(client_of, site):
         sql = [q["sql"] for q in queries.captured_queries]
         assert any("collector_hourlytotal" in s for s in sql)
         assert not [s for s in sql if "collector_event" in s]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"period": "day", "date": FRIDAY},
+        {"period": "12mo", "date": FRIDAY},
+        {"period": "custom", "date": "2023-01-01,2026-12-31"},
+    ],
+)
+def test_unfiltered_pages_and_exports_read_no_events_nor_visits(client_of, site, params):
+    for path in ("", "export.zip"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client_of.get(f"/sites/{site.public_id}/{path}", params)
+        assert response.status_code == 200
+        raw = [
+            q["sql"] for q in queries.captured_queries if "collector_event" in q["sql"] or "collector_visit" in q["sql"]
+        ]
+        assert raw == [], path
+
+
+def test_the_exit_pages_panel_shows_exits_filtered_or_not(client_of, site):
+    thursday_and_friday = {"period": "custom", "date": "2026-11-19,2026-11-20"}
+    expected = [["/", "3"], ["/about", "1"], ["/blog", "1"], ["/docs", "1"], ["/pricing", "1"]]
+    assert panel_rows(html(dashboard(client_of, site, **thursday_and_friday)), "exit_pages") == expected
+    # A filter every visit passes takes the raw path: the same rows, the same order.
+    doc = html(dashboard(client_of, site, **thursday_and_friday, filters="visit:entry_page!=/nowhere"))
+    assert panel_rows(doc, "exit_pages") == expected
+    doc = html(dashboard(client_of, site, **thursday_and_friday, filters="visit:country==US"))
+    # E (Thursday, exits on /), A's two visits, C.
+    assert panel_rows(doc, "exit_pages") == [["/", "1"], ["/blog", "1"], ["/docs", "1"], ["/pricing", "1"]]
+
+
+def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(client_of, site, monkeypatch):
+    # The site's clock at Friday 09:30: "Today" is Friday until 09:59, against Thursday until 09:59
+    # (E's 08:00 bounce), not against the whole of Thursday (E and F).
+    friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=site.tz)
+    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: friday.astimezone(tz))
+    doc = html(dashboard(client_of, site, period="day"))
+    assert doc.one("span", "period-title").text() == "Today"
+    assert headline(doc) == {
+        "Unique visitors": ("1", "0%"),  # it read ↓50% against the whole of Thursday
+        "Total visits": ("1", "0%"),
+        "Total pageviews": ("2", "↑100%"),
+        "Views per visit": ("2", "↑100%"),
+        "Bounce rate": ("0%", "↓100 pp"),
+        "Visit duration": ("6m 0s", "\N{EN DASH}"),  # Thursday until 09:59: no duration to compare with
+    }
+    # The chart draws the whole day, the hours to come empty, and the whole of Thursday as the
+    # faint line (F's 15:00 visit included).
+    rows = {row[0]: row[1:] for row in chart_rows(doc)}
+    assert rows["Fri 20 Nov 2026, 09:00"] == ["1", "0"]
+    assert rows["Fri 20 Nov 2026, 15:00"] == ["\N{EN DASH}", "1"]
+    # Seen the day after, Friday compares whole with Thursday again.
+    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz))
+    assert headline(html(dashboard(client_of, site, period="day", date=FRIDAY)))["Unique visitors"] == ("4", "↑100%")
 
 
 def test_a_filtered_dashboard_reads_the_raw_events(client_of, site):

@@ -100,7 +100,34 @@ def test_panel_csvs_have_headers_and_the_pages_numbers(client_of, site):
         ["Signup", "1", "1", "25.0", "19.99"],
     ]
     assert files["entry_pages.csv"][0][0] == "entry_page"
-    assert files["exit_pages.csv"][0][0] == "exit_page"
+    assert files["exit_pages.csv"] == [
+        ["exit_page", "visits"],  # exits, as the panel shows them
+        ["/", "1"],
+        ["/about", "1"],
+        ["/blog", "1"],
+        ["/docs", "1"],
+        ["/pricing", "1"],
+    ]
+
+
+@pytest.mark.parametrize("filters", ["", "visit:entry_page!=/nowhere"], ids=["rollups", "raw"])
+def test_event_values_are_plain_numbers(client_of, site, filters):
+    from collector.models import DailyBreakdown, Dimension, Event
+
+    # Signup's value becomes $1,234.56 (123456 cents) in the rollup and on the raw event.
+    DailyBreakdown.objects.filter(site=site, dim=Dimension.EVENT, value="Signup").update(value_sum=123456)
+    Event.objects.filter(site=site, name="Signup").update(value=123456)
+    _, files = export(client_of, site, period="day", date=FRIDAY, **({"filters": filters} if filters else {}))
+    # A number a spreadsheet reads as one (as the Stats API would write it), not the text "1,234.56".
+    assert files["events.csv"][1:] == [
+        ["Outbound Link: Click", "1", "1", "25.0", "0.00"],
+        ["Signup", "1", "1", "25.0", "1234.56"],
+    ]
+    raw = zipfile.ZipFile(io.BytesIO(export(client_of, site, period="day", date=FRIDAY)[0].content))
+    assert "Signup,1,1,25.0,1234.56\r\n" in raw.read("events.csv").decode()
+    # The page shows it for people, with the separator.
+    page = html(client_of.get(f"/sites/{site.public_id}/", {"period": "day", "date": FRIDAY}))
+    assert panel_rows(page, "events")[1] == ["Signup", "1", "1", "25%", "1,234.56"]
 
 
 def test_the_export_matches_the_page_for_every_panel(client_of, site):

@@ -31,7 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from collector.models import Event
 from conftest import CHROME_UA, IPHONE_UA, send
 from dashboard import selectors
-from dashboard.periods import Period, parse_period
+from dashboard.periods import Period, compared_periods, parse_period
 
 pytestmark = pytest.mark.django_db
 
@@ -223,6 +223,99 @@ def test_aggregate_compared_with_the_previous_period(site):
         "visit_duration": {"value": 672, "change": 647},  # 90 s: +646.7 %
         "events": {"value": 2, "change": None},  # 0: no percentage of nothing
     }
+
+
+def friday_at(hh: int, mm: int) -> dt.datetime:
+    return dt.datetime(2026, 11, 20, hh, mm, tzinfo=NY)
+
+
+@pytest.mark.parametrize("filters", [None, MATCH_ALL], ids=["rollups", "raw"])
+def test_a_day_in_progress_compares_with_the_same_hours_of_the_day_before(site, filters):
+    # Friday at 09:30: Friday 00:00-09:59 (A's first visit: /, /pricing, Signup) against
+    # Thursday 00:00-09:59 (E's bounce at 08:00), not against the whole of Thursday.
+    compared = selectors.aggregate_compared(site, day(FRIDAY), ALL_METRICS, filters, now=friday_at(9, 30))
+    assert compared == {
+        "visitors": {"value": 1, "change": 0},  # whole Thursday: 2, which read -50 %
+        "visits": {"value": 1, "change": 0},
+        "pageviews": {"value": 2, "change": 100},  # 1
+        "views_per_visit": {"value": 2.0, "change": 100},  # 1.0
+        "bounce_rate": {"value": 0, "change": -100},  # 100 %
+        "visit_duration": {"value": 360, "change": None},  # 0 s
+        "events": {"value": 1, "change": None},
+    }
+
+
+def test_the_cut_is_at_the_end_of_the_current_local_hour(site):
+    # At 10:00 B's 10:00 visit is in (and A's first visit); Thursday until 10:59 still has only E.
+    at_ten = selectors.aggregate_compared(site, day(FRIDAY), ("visitors", "visits"), now=friday_at(10, 0))
+    assert at_ten == {"visitors": {"value": 2, "change": 100}, "visits": {"value": 2, "change": 100}}
+    # Thursday 15:00 F arrives; Friday until 15:59 has A (twice), B: 2 visitors, 3 visits against 2 and 2.
+    at_three = selectors.aggregate_compared(site, day(FRIDAY), ("visitors", "visits"), now=friday_at(15, 59))
+    assert at_three == {"visitors": {"value": 2, "change": 0}, "visits": {"value": 3, "change": 50}}
+
+
+def test_periods_in_the_past_compare_whole(site):
+    # Saturday morning: Friday is over, and compares whole with the whole of Thursday.
+    saturday = dt.datetime(2026, 11, 21, 9, 30, tzinfo=NY)
+    compared = selectors.aggregate_compared(site, day(FRIDAY), ("visitors", "pageviews"), now=saturday)
+    assert compared == {"visitors": {"value": 4, "change": 100}, "pageviews": {"value": 7, "change": 133}}
+    # A 7-day period ending Friday, seen on Friday: both weeks are cut at 09:59 of their last day.
+    week = span(dt.date(2026, 11, 14), FRIDAY)
+    current, previous = compared_periods(week, friday_at(9, 30))
+    assert (current.start, current.end, current.cutoff) == (dt.date(2026, 11, 14), FRIDAY, (FRIDAY, 9))
+    assert (previous.start, previous.end, previous.cutoff) == (
+        dt.date(2026, 11, 7),
+        dt.date(2026, 11, 13),
+        (dt.date(2026, 11, 13), 9),
+    )
+    assert compared_periods(week, saturday) == (week, week.previous())
+
+
+def test_this_month_on_the_3rd_compares_with_the_same_elapsed_time_before(db):
+    from collector.models import HourlyTotal
+    from dashboard.models import Site
+
+    site = Site.objects.create(domain="flat.example", timezone="UTC")
+    utc = zoneinfo.ZoneInfo("UTC")
+    now = dt.datetime(2026, 11, 3, 10, 15, tzinfo=utc)
+    # The same traffic every hour, from October 1st up to now (the current hour included).
+    moment = dt.datetime(2026, 10, 1, tzinfo=utc)
+    rows = []
+    while moment <= now:
+        rows.append(
+            HourlyTotal(
+                site=site, day=moment.date(), hour=moment.hour, visitors=10, new_visitors=10, visits=10, pageviews=10
+            )
+        )
+        moment += dt.timedelta(hours=1)
+    HourlyTotal.objects.bulk_create(rows)
+    month = parse_period("month", None, utc, today=now.date())
+    current, previous = compared_periods(month, now)
+    # November (30 days) until the 3rd 10:59 against the 30 days before it (Oct 2-31) until Oct 4th 10:59.
+    assert current.cutoff == (dt.date(2026, 11, 3), 10)
+    assert (previous.start, previous.end, previous.cutoff) == (
+        dt.date(2026, 10, 2),
+        dt.date(2026, 10, 31),
+        (dt.date(2026, 10, 4), 10),
+    )
+    compared = selectors.aggregate_compared(site, month, ("visitors", "pageviews"), now=now)
+    # 2 days and 11 hours each: 59 hours of 10. Compared whole with Oct 2-31 (7,200) it read -92 %.
+    assert compared == {"visitors": {"value": 590, "change": 0}, "pageviews": {"value": 590, "change": 0}}
+    today = parse_period("day", None, utc, today=now.date())
+    assert selectors.aggregate_compared(site, today, ("visitors",), now=now) == {
+        "visitors": {"value": 110, "change": 0}
+    }
+
+
+def test_a_cutoff_ends_the_utc_bounds_at_the_end_of_its_local_hour():
+    # Sunday Nov 1st (25 hours): the cut after 01:xx takes both 1 o'clock hours (as HourlyTotal does).
+    assert Period(NOV1, NOV1, NY, cutoff=(NOV1, 1)).utc_bounds() == (
+        dt.datetime(2026, 11, 1, 4, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 1, 7, tzinfo=dt.UTC),
+    )
+    assert Period(NOV1, NOV1, NY, cutoff=(NOV1, 23)).utc_bounds() == day(NOV1).utc_bounds()
+    with pytest.raises(ValueError, match="outside the period"):
+        Period(NOV1, NOV1, NY, cutoff=(FRIDAY, 1))
 
 
 def test_aggregate_of_an_empty_period_is_zeros(site):

@@ -114,6 +114,58 @@ def test_password_guessing_is_rate_limited(site, settings):
     assert statuses == [403, 403, 403, 429]
 
 
+def test_password_guessing_from_one_address_does_not_lock_out_others(site, settings, frozen_clock):
+    settings.LOGIN_RATE = "3/m"
+    link = make_link(site, "right")
+    other_link = make_link(site, "other")
+    guesser = Client(REMOTE_ADDR="203.0.113.66")
+    statuses = [guesser.post(f"/share/{link.token}/", {"password": f"guess {n}"}).status_code for n in range(4)]
+    assert statuses == [403, 403, 403, 429]
+    # The guesser's limit is theirs, on this link: another visitor still gets in...
+    visitor = Client(REMOTE_ADDR="198.51.100.20")
+    assert visitor.post(f"/share/{link.token}/", {"password": "right"}).status_code == 302
+    assert headline(html(visitor.get(f"/share/{link.token}/", DAY)))["Unique visitors"][0] == "4"
+    # ...and the guesser's tries on another link count apart.
+    assert guesser.post(f"/share/{other_link.token}/", {"password": "guess"}).status_code == 403
+
+
+def test_filtered_views_and_exports_are_rate_limited_per_address(site, link, settings, frozen_clock):
+    settings.SHARE_RATE = "3/m"
+    client = Client(REMOTE_ADDR="203.0.113.77")
+    base = f"/share/{link.token}/"
+    filtered = {**DAY, "filters": "visit:source==Google"}
+    assert client.get(base, filtered).status_code == 200
+    assert client.get(f"{base}export.zip", DAY).status_code == 200
+    assert client.get(f"{base}export.zip", filtered).status_code == 200
+    for path, params in ((base, filtered), (f"{base}export.zip", DAY)):
+        response = client.get(path, params)
+        assert response.status_code == 429
+        retry = int(response["Retry-After"])  # the rest of this key's one-minute window
+        assert 1 <= retry <= 60
+        doc = html(response)
+        assert doc.one("h1").text() == "Too many requests"
+        assert f"try again in {retry} second" in doc.one("p", role="alert").text()
+        assert not doc.all("a", "metric")
+    # The unfiltered dashboard reads only the rollups: not limited.
+    assert client.get(base, DAY).status_code == 200
+    # Another address has its own allowance, whichever link it reads.
+    assert Client(REMOTE_ADDR="198.51.100.21").get(base, filtered).status_code == 200
+    # A new minute, a new allowance.
+    frozen_clock[0] += 60
+    assert client.get(base, filtered).status_code == 200
+
+
+def test_the_rate_limit_defaults_to_60_a_minute(site, link, settings, frozen_clock):
+    if hasattr(settings, "SHARE_RATE"):
+        del settings.SHARE_RATE
+    client = Client(REMOTE_ADDR="203.0.113.78")
+    path = f"/share/{link.token}/"
+    statuses = [
+        client.get(path, {**DAY, "filters": "visit:source==Google", "metric": "visits"}).status_code for _ in range(61)
+    ]
+    assert statuses == [200] * 60 + [429]
+
+
 def test_a_revoked_link_is_gone(site, link):
     link.revoked_at = timezone.now()
     link.save()

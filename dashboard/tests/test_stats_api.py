@@ -109,6 +109,40 @@ def test_aggregate_compared_with_the_previous_period(site, key):
     assert b'"change":null' in response.content
 
 
+def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(site, key, monkeypatch):
+    # The site's clock at Friday 09:30: today (Friday) until 09:59 against Thursday until 09:59.
+    friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=site.tz)
+    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: friday.astimezone(tz))
+    metrics = "visitors,pageviews,bounce_rate"
+    response = get("aggregate", key, site_id="example.com", period="day", metrics=metrics, compare="previous_period")
+    assert results(response) == {
+        "visitors": {"value": 1, "change": 0},  # against the whole of Thursday: -50
+        "pageviews": {"value": 2, "change": 100},
+        "bounce_rate": {"value": 0, "change": -100},
+    }
+    # The same day asked for once it is over compares whole, as before.
+    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz))
+    response = get("aggregate", key, site_id="example.com", period="day", date=FRIDAY, metrics="visitors", compare="previous_period")  # fmt: skip
+    assert results(response) == {"visitors": {"value": 4, "change": 100}}
+
+
+def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup_sorted_by_exits(site, key):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = get("breakdown", key, site_id="example.com", period="custom", date="2026-11-19,2026-11-20", property="visit:exit_page", metrics="visits")  # fmt: skip
+    # Thursday: E exits on /, F on /; Friday: one exit each on /, /about, /blog, /docs, /pricing.
+    assert results(response) == [
+        {"exit_page": "/", "visits": 3},
+        {"exit_page": "/about", "visits": 1},
+        {"exit_page": "/blog", "visits": 1},
+        {"exit_page": "/docs", "visits": 1},
+        {"exit_page": "/pricing", "visits": 1},
+    ]
+    assert not [q for q in queries.captured_queries if "collector_visit" in q["sql"] or "collector_event" in q["sql"]]
+
+
 def test_aggregate_with_filters(site, key):
     response = get(
         "aggregate",

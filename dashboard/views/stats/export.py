@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -13,7 +14,6 @@ from django.shortcuts import render
 from dashboard import report_data
 from dashboard.models import Site
 from dashboard.report_data import HEADLINE, VALUE, Report
-from dashboard.views.stats.formatting import fmt_money
 from dashboard.views.stats.query import parse_query
 
 
@@ -33,9 +33,15 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
     return out.getvalue()
 
 
+def _amount(cents: float) -> str:
+    """Cents as a plain decimal amount, as a number and not text: 123456 -> 1234.56 (no
+    thousands separators, which would make a spreadsheet read it as a string)."""
+    return f"{Decimal(int(cents)) / 100:.2f}"
+
+
 def export_files(report: Report) -> dict[str, str]:
     """The CSV files of a report: name -> text. Numbers as the Stats API gives them (seconds,
-    percents, cents as a decimal amount)."""
+    percents, cents as a plain decimal amount: 1234.56)."""
     files = {}
     metric_rows = [[m.key, m.value, m.change if report.compare else ""] for m in report.metrics]
     files["visitors.csv"] = _csv(["metric", "value", "change"], metric_rows)
@@ -46,7 +52,7 @@ def export_files(report: Report) -> dict[str, str]:
         spec = panel.spec
         header = [spec.property.short, *spec.columns]
         rows = [
-            [row.label, *(fmt_money(row.numbers[c]) if c == VALUE else row.numbers[c] for c in spec.columns)]
+            [row.label, *(_amount(row.numbers[c]) if c == VALUE else row.numbers[c] for c in spec.columns)]
             for row in panel.rows
         ]
         files[f"{spec.key}.csv"] = _csv(header, rows)

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from dashboard import access, report_data, selectors
+from dashboard import access, periods, report_data, selectors
 from dashboard.charts import Point, bucket_labels, line_chart
 from dashboard.models import Site
 from dashboard.report_data import METRIC_LABELS, Report
@@ -129,8 +129,7 @@ def render_dashboard(
     request: HttpRequest, site: Site, links: Links, *, can_admin: bool = False, extra: dict | None = None
 ) -> HttpResponse:
     """The dashboard of `site` for the request's query string (the owner's page or a shared one)."""
-    tz = site.tz
-    now = dt.datetime.now(tz)
+    now = periods.local_now(site.tz)
     context: dict[str, Any] = {
         "site": site,
         "links": links,
@@ -142,7 +141,7 @@ def render_dashboard(
     try:
         query = parse_query(request.GET, site, today=now.date())
         report = report_data.build_report(
-            site, query.period, list(query.filters), compare=query.compare, interval=query.interval
+            site, query.period, list(query.filters), compare=query.compare, interval=query.interval, now=now
         )
     except ValueError as exc:
         query = default_query(site)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.http import QueryDict
 
-from dashboard import selectors
+from dashboard import periods, selectors
 from dashboard.models import Site
 from dashboard.periods import HOUR_INTERVAL_MAX_DAYS, Period, month_start, parse_period
 from dashboard.report_data import HEADLINE
@@ -89,7 +89,7 @@ class DashboardQuery:
 def parse_query(params: QueryDict, site: Site, *, today: dt.date | None = None) -> DashboardQuery:
     """The page's query string -> DashboardQuery, or ValueError with a message for people."""
     tz = site.tz
-    today = today or dt.datetime.now(tz).date()
+    today = today or periods.local_now(tz).date()
     key = params.get("period", "").strip() or DEFAULT_PERIOD
     if key not in PAGE_PERIODS:
         raise ValueError(f"Unknown period “{key}”. Pick one from the period menu.")

@@ -1,5 +1,15 @@
 """Shared links (/share/<token>/): lookup, the password unlock kept in the session, and the
-shared dashboard, realtime counter and export (read-only, no account needed)."""
+shared dashboard, realtime counter and export (read-only, no account needed).
+
+Rate limits (per client IP: the resolved REMOTE_ADDR, IPv6 by /64, as security.guards):
+
+- Anonymous requests that read raw tables, i.e. a filtered shared dashboard and every export,
+  count against settings.SHARE_RATE (default 60/m) per IP, across all links: over it, a 429
+  page with Retry-After. The unfiltered dashboard reads only the rollups and is not limited.
+  Fails open when the cache is down (a read-only view, unlike a password check).
+- Password attempts count against settings.LOGIN_RATE per (IP, token), so that guessing from
+  one address cannot lock everyone else out of a link. Fails closed.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +26,30 @@ from dashboard import selectors
 from dashboard.models import SharedLink
 from dashboard.views.stats.export import export_response
 from dashboard.views.stats.page import Links, not_found, render_dashboard
-from security.guards import LimiterUnavailable, check_limit
+from security.guards import LimiterUnavailable, check_limit, ip_key
 
 SHARE_SESSION_KEY = "shared_links_unlocked"
+DEFAULT_SHARE_RATE = "60/m"
+
+
+def _client(request: HttpRequest) -> str:
+    return ip_key(request.META.get("REMOTE_ADDR", ""))
+
+
+def _raw_read_limit(request: HttpRequest, link: SharedLink) -> HttpResponse | None:
+    """A 429 page if this client is over SHARE_RATE for views that read raw tables, else None."""
+    rate = getattr(settings, "SHARE_RATE", DEFAULT_SHARE_RATE)
+    limited = check_limit(request, "share-raw", _client(request), rate, fail_open=True)
+    if not limited:
+        return None
+    context = {
+        "site": link.site,
+        "retry_after": limited.retry_after,
+        "unfiltered_url": reverse("share_dashboard", args=[link.token]),
+    }
+    response = render(request, "dashboard/stats/rate_limited.html", context, status=429)
+    response["Retry-After"] = str(limited.retry_after)
+    return response
 
 
 def _share_links(link: SharedLink) -> Links:
@@ -57,6 +88,10 @@ def share_dashboard(request: HttpRequest, token: str) -> HttpResponse:
         return _share_password(request, link)
     if not _unlocked(request, link):
         return render(request, "dashboard/stats/share_password.html", {"link": link, "site": link.site})
+    if request.GET.get("filters", "").strip():  # filtered: raw events and visits
+        limited = _raw_read_limit(request, link)
+        if limited:
+            return limited
     return render_dashboard(request, link.site, _share_links(link))
 
 
@@ -65,7 +100,8 @@ def _share_password(request: HttpRequest, link: SharedLink) -> HttpResponse:
     if not link.has_password:
         return redirect("share_dashboard", token=link.token)
     try:
-        limited = check_limit(request, "share-password", link.token, settings.LOGIN_RATE, fail_open=False)
+        key = f"{_client(request)}|{link.token}"
+        limited = check_limit(request, "share-password", key, settings.LOGIN_RATE, fail_open=False)
     except LimiterUnavailable:
         context["error"] = "Password checks are unavailable right now. Try again in a minute."
         return render(request, "dashboard/stats/share_password.html", context, status=503)
@@ -101,4 +137,7 @@ def share_export(request: HttpRequest, token: str) -> HttpResponse:
         return not_found(request, "This shared link does not exist or has been revoked.")
     if not _unlocked(request, link):
         return redirect("share_dashboard", token=link.token)
+    limited = _raw_read_limit(request, link)
+    if limited:
+        return limited
     return export_response(request, link.site)
