@@ -1,4 +1,4 @@
-"""The cost model (security/costs.py) and `manage.py cost_estimate`, checked against hand arithmetic.
+"""The cost model (security/costs/) and `manage.py cost_estimate`, checked against hand arithmetic.
 
 Every expected figure below is written out as the arithmetic a person would do with the fixture's
 settings and the PRICES table, so a change in the model shows up as a specific wrong number.
