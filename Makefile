@@ -55,5 +55,10 @@ bench: setup services
 	bash scripts/install-system.sh --bench
 	$(PY) bench/run_all.py
 
+# The three Lambda zips, build/{production,production_worker,production_commands}.zip: Linux
+# wheels for the python3.11 runtime, collectstatic, offline `zappa package` (docs/deploy.md).
+package: venv
+	bash scripts/package.sh
+
 clean:
-	rm -rf $(VENV) staticfiles db.sqlite3 artifacts
+	rm -rf $(VENV) staticfiles db.sqlite3 artifacts build
