@@ -3,7 +3,9 @@
 1. collector: POST /api/event against the bare view /bench/bare, gunicorn with 1 then 2 workers;
 2. ingest: ingest_batch at batch sizes 1 / 100 / 1,000 / 10,000 against a plain bulk_create;
 3. scaling: the tables filled to 1M then 10M events (bench/fill.py), then ingest at batch 1,000
-   and the collector (2 workers) again, compared with the same figures on the empty database.
+   and the collector (2 workers) again, compared with the same figures on the empty database;
+4. dashboard queries: bench/dashboard_queries.py on its own kept databases bench_dash_1m /
+   bench_dash_10m (generated once, reused), up to --max-events; --no-dashboard skips it.
 
 Everything runs against a MariaDB database bench_fathom (created, migrated, dropped at the end) and
 Redis db 13 (flushed at the end).
@@ -82,6 +84,24 @@ def run_ingest(
         out.unlink(missing_ok=True)
 
 
+def run_dashboard(args: argparse.Namespace) -> str:
+    """Part 4: bench/dashboard_queries.py (its own databases, kept and reused); its summary text."""
+    sizes = [size for size, events in (("1m", 1_000_000), ("10m", 10_000_000)) if events <= args.max_events]
+    cmd = [str(PYTHON), str(ROOT / "bench" / "dashboard_queries.py"), "--reuse", "--reps", "10", "--budget", "20"]
+    if args.quick or not sizes:
+        cmd += ["--sizes", "100k", "--reps", "3", "--budget", "5"]
+    else:
+        cmd += ["--sizes", ",".join(sizes)]
+    log("== 4. dashboard queries: " + " ".join(cmd[2:]) + " ==")
+    wait_for_quiet(args.quiet_wait)
+    try:
+        out = subprocess.run(cmd, cwd=ROOT, check=True, timeout=3 * 3600, capture_output=True, text=True).stdout
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        log(f"dashboard queries failed: {exc}")
+        return f"dashboard queries failed: {exc}"
+    return out[out.find("## Dashboard queries") :]
+
+
 def _stop(signum: int, frame: object) -> None:
     raise SystemExit(f"stopped by signal {signum}")
 
@@ -112,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-wait", type=float, default=60, help="max seconds to wait for a low load average")
     parser.add_argument("--keep-db", action="store_true", help="do not drop bench_fathom at the end")
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument("--no-dashboard", action="store_true", help="skip the dashboard query bench (part 4)")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
@@ -176,9 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         flush_redis()
         if not args.keep_db:
             db.drop()
+    if not args.no_dashboard:
+        report["dashboard"] = run_dashboard(args)
     report["seconds"] = time.monotonic() - started
     print()
     print(summary(report, args.scaling_workers))
+    if report.get("dashboard"):
+        print()
+        print(report["dashboard"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
     return 0
