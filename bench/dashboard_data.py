@@ -25,7 +25,10 @@ Generation is SQL only (MariaDB's SEQUENCE engine, INSERT ... SELECT), in three 
    GROUP BY over those events and visits, with the worker's rules (collector/ingest.py):
    local day and hour, unique visitors per hour / day / value, visit numbers on the
    visit's start, value_hash = collector.ingest.hash64 (computed in Python for every
-   value the generator can emit, joined in SQL).
+   value the generator can emit, joined in SQL). collector_monthlybreakdown is then summed
+   from the daily rows (collector.rollups.backfill_monthly, one INSERT ... SELECT ... GROUP
+   BY; bench/dashboard_queries.py's ensure_monthly, which also fills it in kept databases
+   generated before the table existed, without regenerating their events).
 
 `replay_check` replays the small site's events through collector.ingest.ingest_batch into a
 scratch database and compares every rollup row and every visit: the SQL of step 3 is the

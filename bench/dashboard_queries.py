@@ -130,6 +130,7 @@ def ensure_data(name: str, events: int, reuse: bool) -> dict[str, Any]:
     ):
         log(f"{name}: reusing generated data ({int(meta['rows']):,} events, end day {meta['end_day']})")
         call_command("migrate", verbosity=0, interactive=False)  # new migrations (indexes) apply here
+        ensure_monthly(name)
         return {"generated": False, "end_day": meta["end_day"], "rows": int(meta["rows"])}
     from django.db import connection
 
@@ -145,6 +146,7 @@ def ensure_data(name: str, events: int, reuse: bool) -> dict[str, Any]:
     end_day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     log(f"{name}: generating {events:,} + small site events, 365 days ending {end_day}")
     stats = generate(name, site_ids, events, end_day)
+    ensure_monthly(name)
     conn = mysql_connect(name)
     conn.autocommit(True)
     with conn.cursor() as cur:
@@ -159,11 +161,35 @@ def ensure_data(name: str, events: int, reuse: bool) -> dict[str, Any]:
     return {"generated": True, "end_day": end_day.isoformat(), "rows": rows, "generation": stats}
 
 
+def ensure_monthly(name: str) -> None:
+    """Fill collector_monthlybreakdown from collector_dailybreakdown (one INSERT ... SELECT ...
+    GROUP BY, collector.rollups.backfill_monthly) if it is empty while the daily rows are not:
+    data generated before the table existed is kept, not regenerated."""
+    from django.db import connection
+
+    from collector.rollups import backfill_monthly
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM collector_monthlybreakdown)")
+        has_monthly = cur.fetchone()[0]
+        cur.execute("SELECT EXISTS (SELECT 1 FROM collector_dailybreakdown)")
+        has_daily = cur.fetchone()[0]
+    if has_monthly or not has_daily:
+        return
+    t = time.perf_counter()
+    backfill_monthly(connection)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE TABLE collector_monthlybreakdown")
+        cur.fetchall()
+    log(f"{name}: collector_monthlybreakdown filled from the daily rows in {time.perf_counter() - t:.0f} s")
+
+
 def table_stats(name: str) -> dict[str, Any]:
     conn = mysql_connect(name)
     out = {}
     with conn.cursor() as cur:
-        for table in ("collector_event", "collector_visit", "collector_dailybreakdown", "collector_hourlytotal"):
+        tables = ("collector_event", "collector_visit", "collector_dailybreakdown", "collector_monthlybreakdown")
+        for table in (*tables, "collector_hourlytotal"):
             cur.execute(f"SELECT COUNT(*) FROM `{table}`")
             rows = int(cur.fetchone()[0])
             cur.execute(
@@ -478,11 +504,14 @@ def replay_check(source_db: str) -> dict[str, Any]:
         "collector_dailybreakdown": "SELECT dim, day, value_hash, CAST(value AS BINARY), visitors, visits, pageviews, "
         "bounces, duration, events, value_sum, engaged_ms, engagements, scroll_sum FROM collector_dailybreakdown "
         "WHERE site_id = %s",
+        "collector_monthlybreakdown": "SELECT dim, month, value_hash, CAST(value AS BINARY), visitors, visits, "
+        "pageviews, bounces, duration, events, value_sum, engaged_ms, engagements, scroll_sum "
+        "FROM collector_monthlybreakdown WHERE site_id = %s",
         "collector_visit": "SELECT visitor_id, started, day, last_seen, pageviews, events, interactive, engaged_ms, "
         "CAST(CONCAT_WS('|', entry_path, exit_path, referrer, referrer_source, utm_source, utm_medium, utm_campaign, "
         "browser, os, device, country) AS BINARY) FROM collector_visit WHERE site_id = %s",
     }
-    NUMBERS_FROM = {"collector_hourlytotal": 2, "collector_dailybreakdown": 4}
+    NUMBERS_FROM = {"collector_hourlytotal": 2, "collector_dailybreakdown": 4, "collector_monthlybreakdown": 4}
     result: dict[str, Any] = {"hits": len(hits), "ingest_s": ingest_s, "tables": {}}
     for table, sql in queries.items():
         rows = []

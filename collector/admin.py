@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
+from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdown, Visit
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,6 +30,14 @@ class DailyBreakdownAdmin(ReadOnlyAdmin):
     list_filter = ["site", "dim"]
     date_hierarchy = "day"
     ordering = ["-day", "dim", "-visitors"]
+
+
+@admin.register(MonthlyBreakdown)
+class MonthlyBreakdownAdmin(ReadOnlyAdmin):
+    list_display = ["site", "month", "dim", "value", "visitors", "visits", "pageviews", "bounces", "events"]
+    list_filter = ["site", "dim"]
+    date_hierarchy = "month"
+    ordering = ["-month", "dim", "-visitors"]
 
 
 @admin.register(Visit)

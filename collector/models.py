@@ -142,6 +142,12 @@ class Dimension(models.TextChoices):
     EVENT = "event"
 
 
+# The columns a breakdown panel sums, in the covering indexes of the breakdown rollups: a panel
+# reads (site, dim, day or month range) and sums these without touching the table rows (whose
+# `value`, up to 2000 characters, is read only for the few rows shown).
+BREAKDOWN_SUMS = ("visitors", "visits", "pageviews", "bounces", "duration", "events", "value_sum")
+
+
 class DailyBreakdown(models.Model):
     """Per local day, per dimension value: the numbers behind every breakdown panel.
 
@@ -171,6 +177,44 @@ class DailyBreakdown(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["site", "dim", "day", "value_hash"], name="daily_site_dim_day_value")
         ]
+        indexes = [
+            models.Index(fields=["site", "dim", "day", "value_hash", *BREAKDOWN_SUMS], name="daily_breakdown_cover")
+        ]
 
     def __str__(self) -> str:
         return f"{self.day} {self.dim}={self.value}"
+
+
+class MonthlyBreakdown(models.Model):
+    """DailyBreakdown summed per local month (`month`: its first day), kept by the collector
+    in the same transaction as the daily rows, so each row is exactly the sum of that month's
+    daily rows. A breakdown over a long period reads whole months here and only its head and
+    tail days from DailyBreakdown. visitors are the sum of daily unique visitors, as everywhere.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
+    month = models.DateField(help_text="First day of the local month.")
+    dim = models.CharField(max_length=20, choices=Dimension.choices)
+    value_hash = models.BigIntegerField()
+    value = models.CharField(max_length=2000)
+    visitors = models.IntegerField(default=0)
+    visits = models.IntegerField(default=0)
+    pageviews = models.IntegerField(default=0)
+    bounces = models.IntegerField(default=0)
+    duration = models.BigIntegerField(default=0)
+    events = models.IntegerField(default=0)
+    value_sum = models.BigIntegerField(default=0, help_text="Cents.")
+    engaged_ms = models.BigIntegerField(default=0)
+    engagements = models.IntegerField(default=0)
+    scroll_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "dim", "month", "value_hash"], name="monthly_site_dim_month_value")
+        ]
+        indexes = [
+            models.Index(fields=["site", "dim", "month", "value_hash", *BREAKDOWN_SUMS], name="monthly_breakdown_cover")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.dim}={self.value}"

@@ -104,3 +104,48 @@ def upsert_replace(
     """Rows are tuples in the order of columns (which include the key columns)."""
     suffix = _conflict(model, key_columns, {c: "{new}" for c in replace})
     return _write(model, columns, rows, suffix)
+
+
+BREAKDOWN_COLUMNS = (
+    "visitors",
+    "visits",
+    "pageviews",
+    "bounces",
+    "duration",
+    "events",
+    "value_sum",
+    "engaged_ms",
+    "engagements",
+    "scroll_sum",
+)
+
+
+def _month_of(column: str, vendor: str) -> str:
+    """SQL for the first day of the month of a DATE column."""
+    if vendor == "sqlite":
+        return f"date({column}, 'start of month')"
+    if vendor == "mysql":
+        return f"({column} - INTERVAL (DAYOFMONTH({column}) - 1) DAY)"
+    return f"CAST(date_trunc('month', {column}) AS date)"
+
+
+def backfill_monthly(conn: Any = None) -> int:
+    """Rebuild collector_monthlybreakdown from collector_dailybreakdown: one DELETE and one
+    INSERT ... SELECT ... GROUP BY (site, dim, month, value_hash). Used by the migration that
+    adds the table and by the dashboard bench for data generated before it. Returns the rows
+    inserted (as the driver reports them)."""
+    conn = conn or connection
+    qn = conn.ops.quote_name
+    columns = ", ".join(qn(c) for c in BREAKDOWN_COLUMNS)
+    sums = ", ".join(f"SUM({qn(c)})" for c in BREAKDOWN_COLUMNS)
+    month = _month_of(qn("day"), conn.vendor)
+    with conn.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {qn('collector_monthlybreakdown')}")
+        cursor.execute(
+            f"INSERT INTO {qn('collector_monthlybreakdown')} "
+            f"({qn('site_id')}, {qn('dim')}, {qn('month')}, {qn('value_hash')}, {qn('value')}, {columns}) "
+            f"SELECT {qn('site_id')}, {qn('dim')}, {month}, {qn('value_hash')}, MIN({qn('value')}), {sums} "
+            f"FROM {qn('collector_dailybreakdown')} "
+            f"GROUP BY {qn('site_id')}, {qn('dim')}, {month}, {qn('value_hash')}"
+        )
+        return max(cursor.rowcount, 0)

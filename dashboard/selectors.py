@@ -3,7 +3,9 @@
 Two paths answer every query:
 
 - **Unfiltered** queries read the rollups only: HourlyTotal (site totals per local day and
-  hour) and DailyBreakdown (per local day, dimension and value). Their cost depends on the
+  hour), DailyBreakdown (per local day, dimension and value) and MonthlyBreakdown (the same
+  per local month: a breakdown reads the period's whole months there and only its other days
+  from DailyBreakdown; see _rollup_breakdown). Their cost depends on the
   length of the period and the number of distinct values, never on the number of stored
   events. The one exception is the exit-page breakdown with metrics beyond `visits`: the
   rollup keeps only visits (exits) per exit page and day (no unique visitors, bounces or
@@ -34,7 +36,7 @@ period still in progress (it holds the site's current local time) compares only 
 part, up to the end of the current local hour, with the same part of the previous period: today
 until 09:59 against yesterday until 09:59 (periods.compared_periods). Both paths honour such a
 cutoff (Period.cutoff): the rollups drop the hours after it, the raw path ends its UTC bounds
-there. Timeseries honour it too; breakdowns always read whole days (DailyBreakdown is daily).
+there. Timeseries honour it too; breakdowns always read whole days (the breakdown rollups are per day / month).
 
 Filters (`property==value;property!=value`, `|` for OR inside a value, `\\|` for a literal
 bar) select events; with a filter, visit metrics are those of the visits started in the
@@ -61,7 +63,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
-    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -74,11 +75,11 @@ from django.db.models.functions import Collate, Floor
 from django.utils import timezone
 
 from collector.ingest import hash64
-from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Visit
+from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, MonthlyBreakdown, Visit
 from collector.payload import ENGAGEMENT
-from dashboard import access
+from dashboard import access, periods
 from dashboard.models import Site, normalize_domain
-from dashboard.periods import Period, compared_periods, local_midnight
+from dashboard.periods import Period, compared_periods, local_midnight, month_start
 
 PAGEVIEW = "pageview"
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
@@ -637,29 +638,144 @@ def breakdown(
 def _rollup_breakdown(
     site: Site, period: Period, prop: Property, offset: int, limit: int, order: str = "visitors"
 ) -> list[_Row]:
-    """The top rows of the rollup, by `order` (visitors; visits for exit pages, whose rows keep no visitors)."""
-    rows = (
-        DailyBreakdown.objects.filter(site=site, dim=prop.dim, day__gte=period.start, day__lte=period.end)
-        .values("value_hash")  # the rollup's own key: exact, and immune to MySQL's case folding
-        .annotate(
-            label=Min("value"),
-            visitors=Sum("visitors"),
-            visits=Sum("visits"),
-            pageviews=Sum("pageviews"),
-            bounces=Sum("bounces"),
-            duration=Sum("duration"),
-            events=Sum("events"),
-            value_cents=Sum("value_sum"),
-        )
-        .filter(**{f"{order}__gt": 0})
-        .order_by(f"-{order}", _binary("label"))[offset : offset + limit]
+    """The top rows of the rollups, by `order` (visitors; visits for exit pages, whose rows keep
+    no visitors) then label (binary), the period's whole months read from MonthlyBreakdown and
+    its other days from DailyBreakdown (_rollup_parts).
+
+    Cheap queries instead of one grouped sort over every row with its `value` (up to 2000
+    characters): (1) the `order` sum per value_hash, from the covering indexes only, top
+    offset+limit+1 by it then value_hash; if the last two tie, every value with that sum too (a
+    tie at the page boundary is broken by label, which SQL has not seen); (2) every sum and the
+    label of those hashes only, by point lookups (_rollup_rows); then the final order (-order,
+    label) in Python."""
+    want = offset + limit
+    top = _rollup_top(site, period, prop.dim, order, "> 0", want + 1)
+    if len(top) > want and top[want - 1][1] == top[want][1]:
+        boundary = top[want - 1][1]
+        top = [row for row in top if row[1] > boundary]
+        top += _rollup_top(site, period, prop.dim, order, f"= {int(boundary)}", None)
+    found = _rollup_rows(site, period, prop.dim, [value_hash for value_hash, _ in top])
+    result = [found[value_hash] for value_hash, _ in top]
+    result.sort(key=lambda item: (-getattr(item.totals, order), item.value))
+    return result[offset : offset + limit]
+
+
+# Totals' field -> the rollup column summed into it.
+_ROLLUP_SUMS = {
+    "visitors": "visitors",
+    "visits": "visits",
+    "pageviews": "pageviews",
+    "bounces": "bounces",
+    "duration": "duration",
+    "events": "events",
+    "value_cents": "value_sum",
+}
+
+
+def _rollup_parts(period: Period) -> tuple[tuple[dt.date, dt.date] | None, list[tuple[dt.date, dt.date]]]:
+    """The period's dates as (first, last) whole month to read from MonthlyBreakdown (month
+    starts; None if no whole month) and the (start, end) day ranges left over for DailyBreakdown.
+
+    A month is whole if the period holds all its days, or all of them up to the site's today
+    (or later): nothing is stored after now, so the monthly row of the current month is its
+    month-to-date. Breakdowns read whole days, never a Period.cutoff."""
+    today = periods.local_now(period.tz).date()  # through the module: tests set the clock there
+    first = month_start(period.start)
+    if first < period.start:
+        first = month_start(period.start, 1)
+    last = first
+    while True:
+        following = month_start(last, 1)
+        month_end = following - dt.timedelta(days=1)
+        if month_end > period.end and not (last <= today <= month_end and period.end >= today):
+            break
+        last = following
+    if last == first:
+        return None, [(period.start, period.end)]
+    days = []
+    if period.start < first:
+        days.append((period.start, first - dt.timedelta(days=1)))
+    if last <= period.end:
+        days.append((last, period.end))
+    return (first, month_start(last, -1)), days
+
+
+def _rollup_selects(
+    site: Site, period: Period, dim: str, columns: str, hashes: Sequence[int] | None = None
+) -> tuple[list[str], list[Any]]:
+    """SELECTs (and their params) of `columns` from the period's MonthlyBreakdown and
+    DailyBreakdown rows of one dimension, to UNION ALL. Without hashes, a range of months / days
+    (the covering indexes); with hashes, point lookups: every (month or day, hash) pair of the
+    unique keys, not a scan of the range."""
+    qn = connection.ops.quote_name
+    months, days = _rollup_parts(period)
+    parts: list[tuple[type, str, list[dt.date]]] = []
+    if months:
+        first, last = months
+        parts.append((MonthlyBreakdown, "month", [first, last]))
+        if hashes is not None:
+            count = (last.year - first.year) * 12 + last.month - first.month + 1
+            parts[-1] = (MonthlyBreakdown, "month", [month_start(first, i) for i in range(count)])
+    for start, end in days:
+        dates = [start, end]
+        if hashes is not None:
+            dates = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+        parts.append((DailyBreakdown, "day", dates))
+    selects, params = [], []
+    for model, column, dates in parts:
+        where = f"{qn('site_id')} = %s AND {qn('dim')} = %s"
+        if hashes is None:
+            where += f" AND {qn(column)} >= %s AND {qn(column)} <= %s"
+        else:
+            where += f" AND {qn(column)} IN ({', '.join(['%s'] * len(dates))})"
+            where += f" AND {qn('value_hash')} IN ({', '.join(['%s'] * len(hashes))})"
+        selects.append(f"SELECT {columns} FROM {qn(model._meta.db_table)} WHERE {where}")
+        params += [site.pk, dim, *(date.isoformat() for date in dates), *(hashes or ())]
+    return selects, params
+
+
+def _rollup_top(
+    site: Site, period: Period, dim: str, order: str, having: str, limit: int | None
+) -> list[tuple[int, int]]:
+    """[(value_hash, sum of `order`), ...] of the dimension's values whose sum satisfies `having`
+    ("> 0", "= 12"), by that sum desc then value_hash, at most `limit`: one grouped read of
+    (value_hash, one column) from the covering indexes."""
+    qn = connection.ops.quote_name
+    selects, params = _rollup_selects(site, period, dim, f"{qn('value_hash')}, {qn(_ROLLUP_SUMS[order])} AS {qn('n')}")
+    sql = (
+        f"SELECT {qn('value_hash')}, SUM({qn('n')}) FROM ({' UNION ALL '.join(selects)}) {qn('parts')}"
+        f" GROUP BY {qn('value_hash')} HAVING SUM({qn('n')}) {having}"
+        f" ORDER BY SUM({qn('n')}) DESC, {qn('value_hash')}"
     )
-    result = []
-    for row in rows:
-        item = _Row(value=row.pop("label"))
-        item.totals.add(row)
-        result.append(item)
-    return result
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(value_hash, int(total)) for value_hash, total in cursor.fetchall()]
+
+
+def _rollup_rows(site: Site, period: Period, dim: str, hashes: Sequence[int]) -> dict[int, _Row]:
+    """value_hash -> _Row (label and totals of the period) of these hashes, summed in Python from
+    their monthly and daily rows: point lookups on the unique keys, a few rows each. (`value` is
+    read even where only numbers are needed: without it the covering index would hold every
+    column, and MariaDB 10.11 then prefers `ref` on its (site, dim) prefix, a scan of the site's
+    whole dimension, to the point lookups.)"""
+    found: dict[int, _Row] = {}
+    if not hashes:
+        return found
+    qn = connection.ops.quote_name
+    names = list(_ROLLUP_SUMS)
+    columns = ", ".join([qn("value_hash"), qn("value"), *(qn(_ROLLUP_SUMS[name]) for name in names)])
+    for start in range(0, len(hashes), 500):
+        selects, params = _rollup_selects(site, period, dim, columns, hashes[start : start + 500])
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(selects), params)
+            for value_hash, value, *numbers in cursor.fetchall():
+                row = found.get(value_hash)
+                if row is None:
+                    row = found[value_hash] = _Row(value=value)
+                row.totals.add(dict(zip(names, numbers, strict=True)))
+    return found
 
 
 def _raw_breakdown(site: Site, period: Period, prop: Property, filters: list[Filter]) -> list[_Row]:
@@ -711,20 +827,11 @@ def _add_entries(site: Site, period: Period, filters: list[Filter], rows: list[_
             entries[row.pop("group")].add(row)
     else:
         hashes = {hash64(row.value): row.value for row in rows}  # the rollup's own key function
-        found = (
-            DailyBreakdown.objects.filter(
-                site=site,
-                dim=Dimension.ENTRY_PAGE,
-                day__gte=period.start,
-                day__lte=period.end,
-                value_hash__in=list(hashes),
+        for value_hash, found in _rollup_rows(site, period, Dimension.ENTRY_PAGE, list(hashes)).items():
+            totals = found.totals
+            entries[hashes[value_hash]].add(
+                {"visits": totals.visits, "bounces": totals.bounces, "duration": totals.duration}
             )
-            .values("value_hash")
-            .annotate(visits=Sum("visits"), bounces=Sum("bounces"), duration=Sum("duration"))
-            .order_by()
-        )
-        for row in found:
-            entries[hashes[row.pop("value_hash")]].add(row)
     for row in rows:
         row.entry = entries[row.value]
 

@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
+from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdown, Visit
 from dashboard.models import (
     Invitation,
     Membership,
@@ -211,7 +211,7 @@ def delete_site(site: Site) -> None:
     without a database constraint, so their rows go first, in bounded batches; teammates,
     invitations, shared links and report subscriptions cascade."""
     with transaction.atomic():
-        for model in (Event, Visit, HourlyTotal, DailyBreakdown):
+        for model in (Event, Visit, HourlyTotal, DailyBreakdown, MonthlyBreakdown):
             while True:
                 ids = list(model.objects.filter(site_id=site.pk).values_list("pk", flat=True)[:DELETE_BATCH])
                 if not ids:

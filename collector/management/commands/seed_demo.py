@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from collector.ingest import ingest_batch
-from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
+from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdown, Visit
 from collector.payload import parse_hit
 from collector.salts import rotate_salts
 from collector.services import build_messages
@@ -123,7 +123,7 @@ class Command(BaseCommand):
         link = self._shared_link(site)
         self.stdout.write(f"public dashboard (shared link, no password): /share/{link.token}/")
         if reset:
-            for model in (Event, Visit, HourlyTotal, DailyBreakdown):
+            for model in (Event, Visit, HourlyTotal, DailyBreakdown, MonthlyBreakdown):
                 model.objects.filter(site=site).delete()
         elif Event.objects.filter(site=site).exists():
             self.stdout.write(f"demo site {site.domain} ({site.public_id}) already has data; --reset to refill")
