@@ -644,8 +644,8 @@ def _rollup_breakdown(
 
     Cheap queries instead of one grouped sort over every row with its `value` (up to 2000
     characters): (1) the `order` sum per value_hash, from the covering indexes only, top
-    offset+limit+1 by it then value_hash; if the last two tie, every value with that sum too (a
-    tie at the page boundary is broken by label, which SQL has not seen); (2) every sum and the
+    offset+limit+1 by it then value_hash; if the last two tie, the page's share of the values
+    with that sum, by label (_rollup_ties); (2) every sum and the
     label of those hashes only, by point lookups (_rollup_rows); then the final order (-order,
     label) in Python."""
     want = offset + limit
@@ -653,7 +653,7 @@ def _rollup_breakdown(
     if len(top) > want and top[want - 1][1] == top[want][1]:
         boundary = top[want - 1][1]
         top = [row for row in top if row[1] > boundary]
-        top += _rollup_top(site, period, prop.dim, order, f"= {int(boundary)}", None)
+        top += _rollup_ties(site, period, prop.dim, order, boundary, want - len(top))
     found = _rollup_rows(site, period, prop.dim, [value_hash for value_hash, _ in top])
     result = [found[value_hash] for value_hash, _ in top]
     result.sort(key=lambda item: (-getattr(item.totals, order), item.value))
@@ -752,6 +752,25 @@ def _rollup_top(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(value_hash, int(total)) for value_hash, total in cursor.fetchall()]
+
+
+def _rollup_ties(site: Site, period: Period, dim: str, order: str, total: int, needed: int) -> list[tuple[int, int]]:
+    """The first `needed` values (by label, byte order) whose `order` sum is `total`: the page's
+    share of a tie at its boundary. Reads the labels of the dimension's rows in the period (a
+    long tail of one-visitor values can be large), but in one bounded query."""
+    qn = connection.ops.quote_name
+    collation = {"mysql": "utf8mb4_bin", "sqlite": "BINARY", "postgresql": '"C"'}.get(connection.vendor)
+    label = f"MIN({qn('value')})" + (f" COLLATE {collation}" if collation else "")
+    columns = f"{qn('value_hash')}, {qn('value')}, {qn(_ROLLUP_SUMS[order])} AS {qn('n')}"
+    selects, params = _rollup_selects(site, period, dim, columns)
+    sql = (
+        f"SELECT {qn('value_hash')} FROM ({' UNION ALL '.join(selects)}) {qn('parts')}"
+        f" GROUP BY {qn('value_hash')} HAVING SUM({qn('n')}) = %s"
+        f" ORDER BY {label}, {qn('value_hash')} LIMIT {int(needed)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, int(total)])
+        return [(value_hash, int(total)) for (value_hash,) in cursor.fetchall()]
 
 
 def _rollup_rows(site: Site, period: Period, dim: str, hashes: Sequence[int]) -> dict[int, _Row]:

@@ -43,6 +43,10 @@ def parse(event: dict[str, Any]) -> tuple[str, list[str]]:
     return name, args
 
 
+class CommandFailed(RuntimeError):
+    """A scheduled command raised; only its exception type is kept (see run)."""
+
+
 def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     name, args = parse(event)
     started = time.monotonic()
@@ -54,7 +58,9 @@ def run(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log.error(
             "schedule: %s failed after %.0f ms: %s", name, (time.monotonic() - started) * 1000, type(exc).__name__
         )
-        raise
+        # Re-raised without the original message or traceback: the runtime logs what it gets,
+        # and a command's error text (an AWS error, say) could quote an address.
+        raise CommandFailed(f"scheduled command {name} failed: {type(exc).__name__}") from None
     finally:
         close_old_connections()
     duration_ms = round((time.monotonic() - started) * 1000)

@@ -93,7 +93,7 @@ for stage in "${STAGES[@]}"; do
   out=$ROOT/build/$stage.zip
   rm -f "$out.partial.zip"
   t0=$(date +%s)
-  env AWS_DEFAULT_REGION=us-east-1 VIRTUAL_ENV="$LAMBDA_VENV" "${NET[@]}" "$ZAPPA" package "$stage" -j -o "$out.partial.zip" \
+  env AWS_DEFAULT_REGION=us-east-1 VIRTUAL_ENV="$LAMBDA_VENV" ${NET[@]+"${NET[@]}"} "$ZAPPA" package "$stage" -j -o "$out.partial.zip" \
     >"$ROOT/build/$stage.log" 2>&1 || { cat "$ROOT/build/$stage.log" >&2; exit 1; }
   mv -f "$out.partial.zip" "$out"
   echo "   $stage: $(( $(date +%s) - t0 )) s"
