@@ -655,7 +655,8 @@ def _rollup_breakdown(
         top = [row for row in top if row[1] > boundary]
         top += _rollup_ties(site, period, prop.dim, order, boundary, want - len(top))
     found = _rollup_rows(site, period, prop.dim, [value_hash for value_hash, _ in top])
-    result = [found[value_hash] for value_hash, _ in top]
+    # `if in found`: a value whose rows went between the two reads (a site's data reset) is gone.
+    result = [found[value_hash] for value_hash, _ in top if value_hash in found]
     result.sort(key=lambda item: (-getattr(item.totals, order), item.value))
     return result[offset : offset + limit]
 
