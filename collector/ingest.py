@@ -31,7 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, MonthlyBreakdown, Visit
+from collector.models import BREAKDOWN_COLUMNS, DailyBreakdown, Dimension, Event, HourlyTotal, MonthlyBreakdown, Visit
 from collector.payload import ENGAGEMENT
 from collector.rollups import adapt, adapt_datetime, insert_rows, upsert_add, upsert_replace
 
@@ -41,18 +41,7 @@ HOURLY_KEY = ("site_id", "day", "hour")
 HOURLY_ADD = ("visitors", "new_visitors", "visits", "pageviews", "bounces", "duration", "events")
 DAILY_KEY = ("site_id", "dim", "day", "value_hash")
 MONTHLY_KEY = ("site_id", "dim", "month", "value_hash")
-DAILY_ADD = (
-    "visitors",
-    "visits",
-    "pageviews",
-    "bounces",
-    "duration",
-    "events",
-    "value_sum",
-    "engaged_ms",
-    "engagements",
-    "scroll_sum",
-)
+DAILY_ADD = BREAKDOWN_COLUMNS  # every DailyBreakdown / MonthlyBreakdown number: additive
 # Visit-level dimensions and the Visit field holding each. Empty values of the optional ones
 # (referrer, UTM) are not rolled up; an empty source is "Direct / None" and is.
 VISIT_DIMS: tuple[tuple[str, str, bool], ...] = (

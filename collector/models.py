@@ -146,19 +146,15 @@ class Dimension(models.TextChoices):
 # reads (site, dim, day or month range) and sums these without touching the table rows (whose
 # `value`, up to 2000 characters, is read only for the few rows shown).
 BREAKDOWN_SUMS = ("visitors", "visits", "pageviews", "bounces", "duration", "events", "value_sum")
+# Every number column of the breakdown rollups (additive deltas).
+BREAKDOWN_COLUMNS = (*BREAKDOWN_SUMS, "engaged_ms", "engagements", "scroll_sum")
 
 
-class DailyBreakdown(models.Model):
-    """Per local day, per dimension value: the numbers behind every breakdown panel.
-
-    visitors are unique per day. For visit-level dimensions (entry page, source, UTM, browser,
-    OS, device, country) visits/bounces/duration/pageviews are those of the visits started that
-    day with that value; for page: pageviews, visits and engagement; for exit_page: visits that
-    ended there; for event: events and their value.
-    """
+class Breakdown(models.Model):
+    """The columns DailyBreakdown and MonthlyBreakdown share: a dimension value and its sums
+    (every number an additive delta, see collector/ingest.py)."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
-    day = models.DateField()
     dim = models.CharField(max_length=20, choices=Dimension.choices)
     value_hash = models.BigIntegerField()
     value = models.CharField(max_length=2000)
@@ -174,6 +170,21 @@ class DailyBreakdown(models.Model):
     scroll_sum = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class DailyBreakdown(Breakdown):
+    """Per local day, per dimension value: the numbers behind every breakdown panel.
+
+    visitors are unique per day. For visit-level dimensions (entry page, source, UTM, browser,
+    OS, device, country) visits/bounces/duration/pageviews are those of the visits started that
+    day with that value; for page: pageviews, visits and engagement; for exit_page: visits that
+    ended there; for event: events and their value.
+    """
+
+    day = models.DateField()
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["site", "dim", "day", "value_hash"], name="daily_site_dim_day_value")
         ]
@@ -185,28 +196,14 @@ class DailyBreakdown(models.Model):
         return f"{self.day} {self.dim}={self.value}"
 
 
-class MonthlyBreakdown(models.Model):
+class MonthlyBreakdown(Breakdown):
     """DailyBreakdown summed per local month (`month`: its first day), kept by the collector
     in the same transaction as the daily rows, so each row is exactly the sum of that month's
     daily rows. A breakdown over a long period reads whole months here and only its head and
     tail days from DailyBreakdown. visitors are the sum of daily unique visitors, as everywhere.
     """
 
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
     month = models.DateField(help_text="First day of the local month.")
-    dim = models.CharField(max_length=20, choices=Dimension.choices)
-    value_hash = models.BigIntegerField()
-    value = models.CharField(max_length=2000)
-    visitors = models.IntegerField(default=0)
-    visits = models.IntegerField(default=0)
-    pageviews = models.IntegerField(default=0)
-    bounces = models.IntegerField(default=0)
-    duration = models.BigIntegerField(default=0)
-    events = models.IntegerField(default=0)
-    value_sum = models.BigIntegerField(default=0, help_text="Cents.")
-    engaged_ms = models.BigIntegerField(default=0)
-    engagements = models.IntegerField(default=0)
-    scroll_sum = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

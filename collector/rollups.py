@@ -20,6 +20,8 @@ from typing import Any
 
 from django.db import connection, models
 
+from collector.models import BREAKDOWN_COLUMNS
+
 CHUNK = 500
 
 
@@ -104,20 +106,6 @@ def upsert_replace(
     """Rows are tuples in the order of columns (which include the key columns)."""
     suffix = _conflict(model, key_columns, {c: "{new}" for c in replace})
     return _write(model, columns, rows, suffix)
-
-
-BREAKDOWN_COLUMNS = (
-    "visitors",
-    "visits",
-    "pageviews",
-    "bounces",
-    "duration",
-    "events",
-    "value_sum",
-    "engaged_ms",
-    "engagements",
-    "scroll_sum",
-)
 
 
 def _month_of(column: str, vendor: str) -> str:
