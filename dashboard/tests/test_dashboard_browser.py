@@ -17,7 +17,6 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard import report_data
 from dashboard.models import SharedLink, Site
 from dashboard.periods import parse_period
@@ -27,15 +26,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright: Any) -> Iterator[Any]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    try:
-        yield browser
-    finally:
-        browser.close()
 
 
 @pytest.fixture

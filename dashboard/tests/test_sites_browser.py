@@ -5,28 +5,17 @@ an API key and copy it with the keyboard. Screenshots go to artifacts/."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard.models import ApiKey, Site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PASSWORD = "Browser-test-passphrase-1"
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright: Any) -> Iterator[Any]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    try:
-        yield browser
-    finally:
-        browser.close()
 
 
 def new_page(chromium: Any, live_server: Any, **options: Any) -> Any:

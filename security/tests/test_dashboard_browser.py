@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from security import metrics
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network
@@ -29,15 +26,6 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SCREENSHOT = ARTIFACTS / "security_dashboard.png"
 TIMEOUT_MS = 10_000
 PASSWORD = "pw-browser-staff-123"
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright: Any) -> Iterator[Any]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    try:
-        yield browser
-    finally:
-        browser.close()
 
 
 def _seed(now: dt.datetime) -> None:
