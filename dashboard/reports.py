@@ -37,6 +37,7 @@ from django.utils import timezone
 from dashboard import access, selectors
 from dashboard.models import ReportFrequency, ReportSubscription, Site
 from dashboard.periods import Period, parse_period
+from dashboard.report_data import METRIC_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ WEEKLY, MONTHLY = ReportFrequency.WEEKLY.value, ReportFrequency.MONTHLY.value
 DUE = "due"  # every frequency whose last period has ended and not been sent yet
 FREQUENCIES = (WEEKLY, MONTHLY, DUE)
 METRICS = ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "views_per_visit")
-LABELS = {
-    "visitors": "Unique visitors",
-    "visits": "Total visits",
-    "pageviews": "Total pageviews",
-    "bounce_rate": "Bounce rate",
-    "visit_duration": "Visit duration",
-    "views_per_visit": "Views per visit",
-}
 TOP = 5
 
 
@@ -187,7 +180,7 @@ def date_range(start: dt.date, end: dt.date) -> str:
 
 def build_report(site: Site, frequency: str, period: Period) -> Report:
     totals = selectors.aggregate_compared(site, period, METRICS)
-    metrics = [Metric(name, LABELS[name], totals[name]["value"], totals[name]["change"]) for name in METRICS]
+    metrics = [Metric(name, METRIC_LABELS[name], totals[name]["value"], totals[name]["change"]) for name in METRICS]
     visitors = int(totals["visitors"]["value"])
 
     def rows(prop: str) -> list[Row]:

@@ -26,7 +26,7 @@ from dashboard.api_keys import apikey_create
 from dashboard.models import Site
 from dashboard.periods import INTERVALS, PERIODS
 from dashboard.selectors import METRICS, PROPERTIES
-from dashboard.tests.test_selectors import replay
+from dashboard.tests import test_stats_api as api_tests
 
 pytestmark = pytest.mark.django_db
 
@@ -168,21 +168,10 @@ def check(openapi: dict[str, Any], endpoint: str, response: Any) -> Any:
     return body
 
 
-@pytest.fixture
-def owner(db: Any) -> Any:
-    return get_user_model().objects.create_user("owner", password="owner-password")
-
-
-@pytest.fixture
-def site(owner: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Site:
-    site = Site.objects.create(domain="example.com", timezone="America/New_York", owner=owner)
-    replay(site, monkeypatch, settings)
-    return site
-
-
-@pytest.fixture
-def key(owner: Any) -> str:
-    return apikey_create(user=owner, name="tests")[1]
+# The Stats API contract tests' owner, site (the scripted traffic) and key.
+owner = api_tests.owner
+site = api_tests.site
+key = api_tests.key
 
 
 def get(endpoint: str, key: str | None, **params: Any) -> Any:

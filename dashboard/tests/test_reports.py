@@ -32,6 +32,7 @@ from django.test import Client
 from conftest import CHROME_UA, send
 from dashboard import reports
 from dashboard.models import Membership, ReportSubscription, Role, Site
+from dashboard.report_data import METRIC_LABELS
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +99,9 @@ def run(*args: str) -> str:
 
 def numbers(text: str) -> dict[str, list[str]]:
     """The text email's table: {"Unique visitors": ["4", "+100%"], ...}."""
-    rows = [line for line in text.splitlines() if line.startswith(tuple(reports.LABELS.values()))]
+    rows = [
+        line for line in text.splitlines() if line.startswith(tuple(METRIC_LABELS[name] for name in reports.METRICS))
+    ]
     return {line[:18].strip(): re.split(r"\s{2,}", line[18:].strip()) for line in rows}
 
 

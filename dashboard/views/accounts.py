@@ -148,17 +148,22 @@ def signup(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _invalid_invitation(request: HttpRequest, problem: InvitationProblem) -> HttpResponse:
+    """The friendly page for an unknown, expired or used invitation, with its 4xx status."""
+    return render(
+        request,
+        "accounts/invitation_invalid.html",
+        {"reason": problem.reason, "text": _problem_text(problem.reason)},
+        status=_STATUS[problem.reason],
+    )
+
+
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """GET: what the invitation is, and how to accept it. POST (signed in): accept it."""
     try:
         invitation = find_invitation(token=token)
     except InvitationProblem as problem:
-        return render(
-            request,
-            "accounts/invitation_invalid.html",
-            {"reason": problem.reason, "text": _problem_text(problem.reason)},
-            status=_STATUS[problem.reason],
-        )
+        return _invalid_invitation(request, problem)
     if not request.user.is_authenticated:
         request.session[PENDING_INVITATION] = hash_token(token)
         return render(
@@ -170,12 +175,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         try:
             outcome = accept_invitation(invitation, request.user)
         except InvitationProblem as problem:
-            return render(
-                request,
-                "accounts/invitation_invalid.html",
-                {"reason": problem.reason, "text": _problem_text(problem.reason)},
-                status=_STATUS[problem.reason],
-            )
+            return _invalid_invitation(request, problem)
         request.session.pop(PENDING_INVITATION, None)
         _announce(request, invitation, outcome)
         return redirect(site_home_url(invitation.site))
