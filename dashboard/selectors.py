@@ -649,7 +649,7 @@ def _rollup_breakdown(
     label of those hashes only, by point lookups (_rollup_rows); then the final order (-order,
     label) in Python."""
     want = offset + limit
-    top = _rollup_top(site, period, prop.dim, order, "> 0", want + 1)
+    top = _rollup_top(site, period, prop.dim, order, want + 1)
     if len(top) > want and top[want - 1][1] == top[want][1]:
         boundary = top[want - 1][1]
         top = [row for row in top if row[1] > boundary]
@@ -735,21 +735,17 @@ def _rollup_selects(
     return selects, params
 
 
-def _rollup_top(
-    site: Site, period: Period, dim: str, order: str, having: str, limit: int | None
-) -> list[tuple[int, int]]:
-    """[(value_hash, sum of `order`), ...] of the dimension's values whose sum satisfies `having`
-    ("> 0", "= 12"), by that sum desc then value_hash, at most `limit`: one grouped read of
-    (value_hash, one column) from the covering indexes."""
+def _rollup_top(site: Site, period: Period, dim: str, order: str, limit: int) -> list[tuple[int, int]]:
+    """[(value_hash, sum of `order`), ...] of the dimension's values with a positive sum, by that
+    sum desc then value_hash, at most `limit`: one grouped read of (value_hash, one column) from
+    the covering indexes."""
     qn = connection.ops.quote_name
     selects, params = _rollup_selects(site, period, dim, f"{qn('value_hash')}, {qn(_ROLLUP_SUMS[order])} AS {qn('n')}")
     sql = (
         f"SELECT {qn('value_hash')}, SUM({qn('n')}) FROM ({' UNION ALL '.join(selects)}) {qn('parts')}"
-        f" GROUP BY {qn('value_hash')} HAVING SUM({qn('n')}) {having}"
-        f" ORDER BY SUM({qn('n')}) DESC, {qn('value_hash')}"
+        f" GROUP BY {qn('value_hash')} HAVING SUM({qn('n')}) > 0"
+        f" ORDER BY SUM({qn('n')}) DESC, {qn('value_hash')} LIMIT {int(limit)}"
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(value_hash, int(total)) for value_hash, total in cursor.fetchall()]
