@@ -17,6 +17,9 @@ from django.test import Client
 from collector import salts, sites
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+# Redis databases the broker and cache fixtures flush; two suites run at once need their own pair.
+REDIS_BROKER_DB = int(os.environ.get("FATHOM_TEST_REDIS_BROKER_DB", "14"))
+REDIS_CACHE_DB = int(os.environ.get("FATHOM_TEST_REDIS_CACHE_DB", "15"))
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; a downloaded browser is never used
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CHROME_UA = (
@@ -82,7 +85,7 @@ def send(client: Client, body: Any, content_type: str = "text/plain", **extra: A
 @pytest.fixture
 def redis_url() -> str:
     require_service("Redis", REDIS_HOST, REDIS_PORT)
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/14"
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_BROKER_DB}"
 
 
 def reset_celery_connections(app: Any) -> None:
@@ -98,7 +101,7 @@ def reset_celery_connections(app: Any) -> None:
 
 @pytest.fixture
 def redis_broker(redis_url: str, settings: Any) -> Iterator[Any]:
-    """Make Celery publish to a real Redis broker (db 14) instead of running tasks inline.
+    """Make Celery publish to a real Redis broker (db 14 by default) instead of running tasks inline.
 
     Yields a function returning the ingest messages waiting in the queue (decoded bodies).
     """
@@ -146,10 +149,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture
 def redis_cache(redis_url: str, settings: Any) -> Iterator[None]:
-    """The default cache on real Redis (db 15), as in production: rate limits, counters, versions."""
+    """The default cache on real Redis (db 15 by default), as in production: rate limits, counters, versions."""
     import redis
 
-    url = redis_url.rsplit("/", 1)[0] + "/15"
+    url = redis_url.rsplit("/", 1)[0] + f"/{REDIS_CACHE_DB}"
     redis.Redis.from_url(url).flushdb()
     settings.CACHES = {
         "default": {
