@@ -8,23 +8,27 @@ browser/OS/bot facts, and never leave this request.
 from __future__ import annotations
 
 import base64
-import json
+import logging
 import re
 import time
+import traceback
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from collector.payload import BadHit, Hit, parse_hit
+from collector.payload import BadHit, Hit, parse_body, parse_hit
 from collector.services import BrokerUnavailable, build_messages, enqueue_hits
 from collector.sites import SiteInfo, get_site
 from security import detectors, metrics
 from security.guards import after_collector_hit, collector_limits
+
+log = logging.getLogger(__name__)
 
 SCRIPT_PATH = Path(__file__).parent / "static" / "collector" / "script.js"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -94,6 +98,52 @@ def _read_body(request: HttpRequest) -> bytes:
     return request.read(settings.COLLECTOR_MAX_BODY + 1)
 
 
+_LENGTH = re.compile(r"[0-9]+")  # int() would also take '-1', ' 12' and '١٢'
+
+
+class Rejected(Exception):
+    """The request is refused before it becomes a hit: the client gets this status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _pixel_data(request: HttpRequest) -> dict[str, Any]:
+    # The query string is capped like a body: the pixel must not be a way around the body cap.
+    if len(request.META.get("QUERY_STRING", "")) > settings.COLLECTOR_MAX_BODY:
+        raise Rejected(414, f"query string over {settings.COLLECTOR_MAX_BODY} bytes")
+    try:
+        # A repeated parameter counts once (its last value); an empty one is an absent one.
+        values = {key: request.GET.get(key) for key in request.GET}
+    except TooManyFieldsSent:
+        raise Rejected(400, "too many query parameters") from None
+    return {key: value for key, value in values.items() if value != ""}
+
+
+def _post_data(request: HttpRequest) -> Any:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not _LENGTH.fullmatch(declared):
+        raise Rejected(400, "invalid Content-Length")
+    digits = declared.lstrip("0")  # int() refuses more than 4300 digits
+    if len(digits) > 9 or int(digits or "0") > settings.COLLECTOR_MAX_BODY:
+        raise Rejected(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes")
+    try:
+        body = _read_body(request)
+    except OSError:  # UnreadablePostError: the client went away mid-body
+        raise Rejected(400, "the body could not be read") from None
+    if len(body) > settings.COLLECTOR_MAX_BODY:
+        raise Rejected(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes")
+    return parse_body(body)
+
+
+def _parse(request: HttpRequest, pixel: bool) -> Hit:
+    """The request's hit, or Rejected / BadHit saying why not."""
+    data = _pixel_data(request) if pixel else _post_data(request)
+    return parse_hit(data)
+
+
 def _accepted(pixel: bool, dropped: str = "") -> HttpResponse:
     if pixel:
         response = HttpResponse(PIXEL, content_type="image/gif", status=202)
@@ -121,7 +171,10 @@ def _origin_ok(request: HttpRequest, site: SiteInfo) -> bool | None:
     origin = request.META.get("HTTP_ORIGIN", "")
     if not origin or origin == "null":
         return None
-    host = (urlsplit(origin).hostname or "").lower().removeprefix("www.")
+    try:
+        host = (urlsplit(origin).hostname or "").lower().removeprefix("www.")
+    except ValueError:  # "http://[::1": no browser sends that
+        return False
     return site.allows_hostname(host)
 
 
@@ -139,32 +192,23 @@ def event(request: HttpRequest) -> HttpResponse:
     limited = collector_limits(request, [])
     if limited is not None:
         return limited
-    pixel = request.method == "GET"
-    if pixel:
-        data: Any = {key: request.GET.get(key) for key in request.GET}
-    elif request.method == "POST":
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return _rejected(error(400, "invalid Content-Length"), request)
-        if length > settings.COLLECTOR_MAX_BODY:
-            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"), request)
-        body = _read_body(request)
-        if len(body) > settings.COLLECTOR_MAX_BODY:
-            return _rejected(error(413, f"body over {settings.COLLECTOR_MAX_BODY} bytes"), request)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _rejected(error(400, "body must be JSON"), request)
-    else:
+    if request.method not in ("GET", "POST"):
         response = error(405, "use POST (or GET for the pixel)")
         response["Allow"] = "POST, GET, OPTIONS"
         return _rejected(response, request)
-
+    pixel = request.method == "GET"
     try:
-        hit = parse_hit(data)
+        hit = _parse(request, pixel)
+    except Rejected as exc:
+        return _rejected(error(exc.status, exc.message), request)
     except BadHit as exc:
         return _rejected(error(400, str(exc)), request)
+    except Exception as exc:
+        # Last resort: a parsing bug must not be a 500 (with a traceback) that anyone can farm.
+        # One line, no content: the exception's message could quote the body.
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("collector: unexpected %s while parsing a hit (%s:%s)", type(exc).__name__, frame.name, frame.lineno)
+        return _rejected(error(400, "this hit could not be read"), request)
     sites = _sites_for(hit)
     if not sites:
         return _rejected(error(404, "unknown site"), request)
