@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "security.middleware.ClientIPMiddleware",
     "security.middleware.BanMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "security.headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -223,6 +224,30 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Client IP: how many trusted proxies append to X-Forwarded-For (0 direct, 1 ALB, 2 CloudFront+ALB).
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+
+# HTTPS. Behind a load balancer the app sees plain HTTP and the balancer says what the browser
+# used: an ALB sets X-Forwarded-Proto itself (a client's own value is replaced), so the header is
+# trusted only when a proxy is declared in front (TRUSTED_PROXY_HOPS). With CloudFront talking to
+# the ALB over HTTP, set SECURE_PROXY_SSL_HEADER=CloudFront-Forwarded-Proto; an empty value trusts none.
+_PROTO_HEADER = env("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto" if TRUSTED_PROXY_HOPS > 0 else "").strip()
+if _PROTO_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROTO_HEADER.upper().replace("-", "_"), "https")
+# HSTS goes out on HTTPS responses only (SecurityMiddleware), so it is safe to default on outside DEBUG.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Plain HTTP -> HTTPS (usually the ALB's HTTP listener redirects already). The health probes keep
+# answering on HTTP: a load balancer checks its targets directly, without X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Every page may load scripts, styles, images and fonts from this origin only, and runs no inline
+# script or style: an injected tag does nothing. The tracker (/script.js) is loaded by customers'
+# pages, which this header does not govern. Empty: no header.
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+).strip()
 
 # Collector knobs.
 COLLECTOR_MAX_BODY = 4096

@@ -178,11 +178,40 @@ def test_a_bad_export_query_is_a_400(client_of, site):
     assert b"Cannot export this view" in response.content
 
 
-def test_cells_that_look_like_formulas_are_defused(client_of, site):
+@pytest.mark.parametrize(
+    "value",
+    [
+        '=HYPERLINK("https://evil.example")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1)",
+        " =1+1",  # spreadsheets skip leading spaces before the sign
+        "\u00a0=1+1",  # no-break space
+        "\u3000=1+1",  # ideographic space
+        "\n=1+1",
+        "\r\n@SUM(1)",
+        "\t=1+1",
+        "\u200b=1+1",  # zero-width space
+        "\uff1d1+1",  # full-width equals sign
+    ],
+)
+def test_cells_that_look_like_formulas_are_defused(client_of, site, value):
     from collector.models import DailyBreakdown, Dimension
 
     row = DailyBreakdown.objects.filter(site=site, dim=Dimension.UTM_CAMPAIGN).first()
-    row.value = '=HYPERLINK("https://evil.example")'
+    row.value = value
     row.save()
     _, files = export(client_of, site, period="day", date=FRIDAY)
-    assert files["utm_campaigns.csv"][1][0] == '\'=HYPERLINK("https://evil.example")'
+    assert files["utm_campaigns.csv"][1][0] == "'" + value
+
+
+def test_ordinary_text_and_negative_numbers_are_left_as_they_are(client_of, site):
+    from collector.models import DailyBreakdown, Dimension
+
+    row = DailyBreakdown.objects.filter(site=site, dim=Dimension.UTM_CAMPAIGN).first()
+    row.value = "spring sale = 20% off"
+    row.save()
+    _, files = export(client_of, site, period="day", date=FRIDAY)
+    assert files["utm_campaigns.csv"][1][0] == "spring sale = 20% off"
+    # A change can be negative; it is a number, not a formula to defuse.
+    assert ["views_per_visit", "1.4", "-7"] in files["visitors.csv"]

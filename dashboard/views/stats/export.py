@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 import zipfile
 from decimal import Decimal
 from typing import Any
@@ -16,10 +17,21 @@ from dashboard.models import Site
 from dashboard.report_data import HEADLINE, VALUE, Report
 from dashboard.views.stats.query import parse_query
 
+# What makes a spreadsheet read a text cell as a formula (OWASP's list, plus the full-width signs
+# some spreadsheets also accept), once it has skipped what comes before: spaces of any kind (NBSP,
+# ideographic), line breaks, tabs and invisible format characters such as a zero-width space.
+_FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_SKIPPED_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
 
 def _cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not run as a formula (values come from visitors' URLs)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """A CSV cell that a spreadsheet will not run as a formula (values come from visitors' URLs):
+    text whose first visible character is a formula sign, or that starts with a tab or carriage
+    return, gets a leading quote. Numbers stay numbers."""
+    if not isinstance(value, str):
+        return value
+    visible = next((char for char in value if unicodedata.category(char) not in _SKIPPED_CATEGORIES), "")
+    if visible in _FORMULA_SIGNS or value[:1] in ("\t", "\r"):
         return "'" + value
     return value
 
@@ -33,10 +45,11 @@ def _csv(header: list[str], rows: list[list[Any]]) -> str:
     return out.getvalue()
 
 
-def _amount(cents: float) -> str:
+def _amount(cents: float) -> Decimal:
     """Cents as a plain decimal amount, as a number and not text: 123456 -> 1234.56 (no
-    thousands separators, which would make a spreadsheet read it as a string)."""
-    return f"{Decimal(int(cents)) / 100:.2f}"
+    thousands separators, which would make a spreadsheet read it as a string; a Decimal, so a
+    negative amount is not taken for a formula by _cell)."""
+    return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
 
 
 def export_files(report: Report) -> dict[str, str]:
