@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.test import Client
 
 from security.login_limits import DEVICE_COOKIE, username_key
@@ -231,3 +232,33 @@ def test_sign_in_fails_closed_with_retry_after_when_redis_is_down(settings, dave
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/accounts/signup/", {"username": "newbie", "email": "newbie@example.org"}),
+        ("/accounts/password_reset/", {"email": "dave@example.org"}),
+    ],
+)
+def test_sign_up_and_reset_posts_are_limited_per_ip_after_csrf(settings, dave, path, data):
+    settings.LOGIN_RATE = "3/m"
+    client = browser("203.0.113.77")
+    assert [client.post(path, data).status_code for _ in range(6)] == [403] * 6  # forged: not counted
+    client.get(path)
+    token = client.cookies["csrftoken"].value
+    statuses = [client.post(path, {**data, "csrfmiddlewaretoken": token}).status_code for _ in range(4)]
+    assert statuses == [302, 302, 302, 429]
+
+
+def test_reset_emails_to_one_address_are_limited_whoever_asks(settings, dave):
+    settings.ACCOUNT_EMAIL_RATE = "2/h"
+    for _ in range(5):
+        client = browser()
+        client.get("/accounts/password_reset/")
+        response = client.post(
+            "/accounts/password_reset/",
+            {"email": "dave@example.org", "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+        )
+        assert response["Location"] == "/accounts/password_reset/done/"  # the same answer every time
+    assert [message.to for message in mail.outbox] == [["dave@example.org"]] * 2
