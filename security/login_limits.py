@@ -3,8 +3,9 @@ a person out of their own account.
 
 - Per client IP (IPv6 per /64): every POST to `LOGIN_PATHS` that passed the CSRF check counts.
 - Per username: only failed authentications count (Django's `user_login_failed` signal, so a
-  form, the admin and any other caller of `authenticate()` are covered); the count is checked
-  before authenticating on `LOGIN_AUTH_PATHS`.
+  form, the admin and any other caller of `authenticate()` are covered), keyed by the account
+  the name reaches (`account_key`); the count is checked before authenticating on
+  `LOGIN_AUTH_PATHS`.
 - Known devices (OWASP's "device cookies"): a successful sign-in leaves a signed, long-lived
   cookie naming the (normalised) username. A browser presenting it for the username it tries is
   not held by that username's lock; its own failures count against the device instead.
