@@ -7,11 +7,12 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import PasswordResetForm, UserCreationForm, UsernameField
 from django.core.exceptions import ValidationError
 
 from dashboard.models import ReportFrequency, Role, Site
 from dashboard.site_services import clean_domain, clean_hostnames, clean_site_name, timezone_choices
+from security.login_limits import account_email_allowed
 
 
 class _OwnIds:
@@ -24,27 +25,65 @@ class _OwnIds:
         super().__init__(*args, **kwargs)
 
 
-class SignupForm(UserCreationForm):
+class SignupForm(forms.ModelForm):
+    """Step one of sign-up: a username and the address to confirm (see dashboard.signup). The
+    address is never checked here: the form must not tell who has an account."""
+
     email = forms.EmailField(
         max_length=254,
-        help_text="For password resets, invitations and the email reports you opt in to.",
+        help_text="We email you a link to confirm it and choose your password. Also for password resets, "
+        "invitations and the email reports you opt in to.",
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
-    class Meta(UserCreationForm.Meta):
+    class Meta:
         model = get_user_model()
         fields = ("username", "email")
+        field_classes = {"username": UsernameField}
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
-        self.fields["username"].widget.attrs.pop("autofocus", None)
+    def clean_username(self) -> str:
+        # As UserCreationForm: names differing only in case are one name (usernames are public handles).
+        username = self.cleaned_data["username"]
+        model = self._meta.model
+        if model.objects.filter(username__iexact=username).exists():
+            raise ValidationError(self.instance.unique_error_message(model, ["username"]))
+        return username
 
     def clean_email(self) -> str:
-        email = get_user_model().objects.normalize_email(self.cleaned_data["email"].strip())
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise ValidationError("An account with this email already exists. Log in, or reset your password.")
-        return email
+        return get_user_model().objects.normalize_email(self.cleaned_data["email"].strip())
+
+
+class ConfirmSignupForm(UserCreationForm):
+    """Step two, from the emailed link: the password, and the username (taken meanwhile, it can
+    be changed here). The address comes from the signed link."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance.email = email  # saved with the account; the password validators compare with it
+        self.fields["username"].widget.attrs.pop("autofocus", None)
+
+
+class LimitedPasswordResetForm(PasswordResetForm):
+    """Django's reset form (it mails active accounts only, and the page says the same either
+    way), with at most ACCOUNT_EMAIL_RATE emails per address, whoever asks."""
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        if account_email_allowed(to_email):
+            super().send_mail(
+                subject_template_name, email_template_name, context, from_email, to_email, html_email_template_name
+            )
 
 
 def _timezone_field() -> forms.ChoiceField:

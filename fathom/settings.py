@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # After CSRF: a forged sign-in POST is refused there and never counts against anyone.
+    "security.login_limits.LoginLimitMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -276,9 +278,14 @@ LOGGING = {
 # Security: rate limits (django-ratelimit on the shared cache), detectors, auto-ban, WAF.
 RATELIMIT_USE_CACHE = "default"
 COLLECTOR_SITE_RATE = env("COLLECTOR_SITE_RATE", "300/m")  # per (IP, site)
-# POSTs to these paths are rate limited per IP and per username (sign-in, sign-up, reset emails).
+# POSTs to these paths (sign-in, sign-up, reset emails) that pass CSRF count per IP (LOGIN_RATE).
 LOGIN_PATHS = env_list("LOGIN_PATHS", "/admin/login/,/accounts/login/,/accounts/signup/,/accounts/password_reset/")
-LOGIN_RATE = env("LOGIN_RATE", "10/m")  # per IP, and the same per username
+# POSTs to these authenticate a username: refused while it has LOGIN_RATE failed sign-ins in the
+# window, unless the browser holds a known-device cookie for it (then the device's failures count).
+LOGIN_AUTH_PATHS = env_list("LOGIN_AUTH_PATHS", "/admin/login/,/accounts/login/")
+LOGIN_RATE = env("LOGIN_RATE", "10/m")  # attempts per IP; failures per username; failures per known device
+LOGIN_DEVICE_DAYS = env_int("LOGIN_DEVICE_DAYS", 365)  # lifetime of the known-device cookie
+ACCOUNT_EMAIL_RATE = env("ACCOUNT_EMAIL_RATE", "5/h")  # sign-up and reset emails per target address
 API_RATE = env("API_RATE", "600/h")  # per Stats API key
 SHARE_RATE = env("SHARE_RATE", "60/m")  # per IP: filtered shared dashboards and shared exports (raw scans)
 # A human reading pages sends a few hits a minute; past this many per minute from one IP is a flag.
@@ -319,6 +326,7 @@ BASE_URL = env("BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Fathom <reports@localhost>")
 INVITATION_DAYS = env_int("INVITATION_DAYS", 7)
+SIGNUP_LINK_HOURS = env_int("SIGNUP_LINK_HOURS", 24)  # how long a sign-up confirmation link works
 
 # OpenAPI schema of the Stats API (drf-spectacular; Swagger UI assets from the sidecar, no CDN).
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -8,7 +8,6 @@ from django.http import HttpRequest, HttpResponse
 from security import metrics
 from security.bans import is_banned
 from security.client_ip import resolve_client_ip
-from security.guards import LimiterUnavailable, check_limit, ip_key
 
 
 class ClientIPMiddleware:
@@ -36,7 +35,7 @@ class ClientIPMiddleware:
 class BanMiddleware:
     """A banned client gets a bare 403 before any session, database or template work.
 
-    Also rate-limits login attempts (per IP and per username), failing closed.
+    (Sign-in limits live in security.login_limits: they must run after the CSRF check.)
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -48,25 +47,4 @@ class BanMiddleware:
         if request.path != "/healthz" and is_banned(ip):
             metrics.record("banned")
             return HttpResponse(b"", status=403, content_type="text/plain")
-        if request.method == "POST" and request.path in settings.LOGIN_PATHS:
-            limited = self._login_limited(request, ip)
-            if limited is not None:
-                return limited
         return self.get_response(request)
-
-    def _login_limited(self, request: HttpRequest, ip: str) -> HttpResponse | None:
-        username = (request.POST.get("username") or "").strip().lower()[:150]
-        try:
-            limited = check_limit(request, "login-ip", ip_key(ip), settings.LOGIN_RATE, fail_open=False)
-            if limited is None and username:
-                limited = check_limit(request, "login-user", username, settings.LOGIN_RATE, fail_open=False)
-        except LimiterUnavailable:
-            response = HttpResponse("Sign-in is unavailable for a moment. Please retry.", status=503)
-            response["Retry-After"] = "30"
-            return response
-        if limited is None:
-            return None
-        metrics.record("rate_limited")
-        response = HttpResponse("Too many sign-in attempts. Please wait and retry.", status=429)
-        response["Retry-After"] = str(limited.retry_after)
-        return response

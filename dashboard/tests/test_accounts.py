@@ -3,12 +3,14 @@ Django's locmem backend in tests, so mail.outbox holds what would be sent)."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.core.management import call_command
 from django.test import Client
 
 from dashboard.models import Invitation, Membership, Site
@@ -22,41 +24,162 @@ STRONG = "c0rrect-Horse-battery"
 
 
 def signup(client: Client, **overrides: Any) -> Any:
-    data = {"username": "ada", "email": "ada@example.org", "password1": STRONG, "password2": STRONG, **overrides}
+    data = {"username": "ada", "email": "ada@example.org", **overrides}
     return client.post("/accounts/signup/", data)
+
+
+def confirmation_link(to: str = "ada@example.org") -> str:
+    """The path of the confirmation link in the last sign-up email sent to `to`."""
+    sent = [message for message in mail.outbox if message.to == [to]]
+    assert sent, f"no email to {to}"
+    assert sent[-1].subject == "Confirm your email address for Fathom"
+    return re.search(r"http://testserver(/accounts/signup/confirm/\S+/)", sent[-1].body).group(1)
+
+
+def confirm(client: Client, link: str, **overrides: Any) -> Any:
+    page = client.get(link)
+    assert page.status_code == 200
+    username = re.search(r'name="username"[^>]*value="([^"]*)"', page.content.decode())
+    data = {"username": username.group(1) if username else "", "password1": STRONG, "password2": STRONG, **overrides}
+    next_field = re.search(r'name="next" value="([^"]*)"', page.content.decode())
+    if next_field:
+        data.setdefault("next", next_field.group(1))
+    return client.post(link, data)
 
 
 def test_signup_page_has_labelled_fields(client):
     response = client.get("/accounts/signup/")
     assert response.status_code == 200
     body = response.content.decode()
-    for name in ("username", "email", "password1", "password2"):
+    for name in ("username", "email"):
         assert f'<label for="id_{name}">' in body
     assert "csrfmiddlewaretoken" in body
 
 
-def test_signup_logs_in_and_lands_on_add_your_first_site(client):
+def test_signup_emails_a_link_and_confirming_it_signs_in_and_lands_on_add_your_first_site(client):
     response = signup(client)
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/signup/done/"
+    assert "Check your inbox" in client.get(response["Location"]).content.decode()
+    assert not User.objects.exists()  # nothing is created before the address is confirmed
+    assert "_auth_user_id" not in client.session
+
+    link = confirmation_link()
+    page = client.get(link)
+    assert "ada@example.org" in page.content.decode()
+    assert not User.objects.exists()  # opening the link (a mail scanner may) changes nothing
+
+    response = confirm(client, link)
     assert response.status_code == 302
     assert response["Location"] == "/sites/new/"
     user = User.objects.get(username="ada")
     assert user.email == "ada@example.org"
+    assert user.is_active
     assert user.check_password(STRONG)
     page = client.get("/sites/new/")
     assert page.status_code == 200
     assert "Add your first site" in page.content.decode()
+    assert "Welcome, ada! Your account is ready." in page.content.decode()
     assert page.context["user"] == user
 
 
-def test_signup_duplicate_username_and_email_are_refused(client):
+def test_the_confirmation_link_also_works_in_another_browser(client):
+    signup(client)
+    phone = Client()
+    assert confirm(phone, confirmation_link())["Location"] == "/sites/new/"
+    assert phone.session["_auth_user_id"] == str(User.objects.get(username="ada").pk)
+
+
+def test_signup_with_an_email_that_has_an_account_answers_the_same_and_mails_its_owner(client):
+    User.objects.create_user("ada", email="ada@example.org", password=STRONG)
+    fresh = signup(Client(), username="grace", email="grace@example.org")
+    taken = signup(client, username="grace", email="ADA@example.org")
+    assert (taken.status_code, taken["Location"]) == (fresh.status_code, fresh["Location"])
+    assert client.get(taken["Location"]).content == Client().get(fresh["Location"]).content
+    assert "already exists" not in client.get(taken["Location"]).content.decode()
+    assert User.objects.count() == 1
+
+    note = mail.outbox[-1]
+    assert note.to == ["ada@example.org"]
+    assert note.subject == "You already have a Fathom account"
+    assert "username: ada" in note.body
+    assert "http://testserver/accounts/login/" in note.body
+    assert "http://testserver/accounts/password_reset/" in note.body
+    assert "/accounts/signup/confirm/" not in note.body
+
+
+def test_signup_duplicate_username_is_refused_usernames_are_public_handles(client):
     User.objects.create_user("ada", email="ada@example.org", password=STRONG)
     response = signup(client, username="Ada", email="other@example.org")
     assert response.status_code == 200
     assert "A user with that username already exists." in response.content.decode()
-    response = signup(client, username="grace", email="ADA@example.org")
-    assert response.status_code == 200
-    assert "An account with this email already exists." in response.content.decode()
+    assert mail.outbox == []
+
+
+def test_an_unconfirmed_signup_does_not_block_the_owner_of_the_address(client):
+    signup(Client(), username="ada", email="ada@example.org")  # someone else, never confirmed
+    squatters_link = confirmation_link()
+    response = signup(client, username="ada", email="ada@example.org")
+    assert response["Location"] == "/accounts/signup/done/"
+    assert confirm(client, confirmation_link())["Location"] == "/sites/new/"
+    assert User.objects.get(email="ada@example.org").username == "ada"
+    # The other link is dead now that the address has an account.
+    assert Client().get(squatters_link).status_code == 410
+
+
+def test_whoever_types_an_address_cannot_choose_its_password(client):
+    """The password is chosen by whoever opens the link in the mailbox, never at sign-up."""
+    response = signup(client, password1="Mallory-knows-1", password2="Mallory-knows-1")
+    assert response["Location"] == "/accounts/signup/done/"
+    confirm(Client(), confirmation_link())
+    assert User.objects.get(username="ada").check_password(STRONG)
+
+
+def test_the_confirmation_link_works_once(client):
+    signup(client)
+    link = confirmation_link()
+    confirm(client, link)
+    again = Client().get(link)
+    assert again.status_code == 410
+    assert "already used" in again.content.decode()
+    late = Client().post(link, {"username": "ada2", "password1": STRONG, "password2": STRONG})
+    assert late.status_code == 410
     assert User.objects.count() == 1
+
+
+def test_the_confirmation_link_expires(client, settings, monkeypatch):
+    import time
+
+    settings.SIGNUP_LINK_HOURS = 24
+    signup(client)
+    link = confirmation_link()
+    now = time.time()
+    monkeypatch.setattr("time.time", lambda: now + 25 * 3600)
+    response = client.get(link)
+    assert response.status_code == 410
+    assert "expired" in response.content.decode()
+    assert client.post(link, {"username": "ada", "password1": STRONG, "password2": STRONG}).status_code == 410
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("mangle", [lambda link: link[:-6] + "xxxxx/", lambda link: "/accounts/signup/confirm/nope/"])
+def test_a_tampered_confirmation_link_is_refused_with_a_friendly_page(client, mangle):
+    signup(client)
+    response = client.get(mangle(confirmation_link()))
+    assert response.status_code == 404
+    assert "does not work" in response.content.decode()
+    assert "Signature" not in response.content.decode()
+
+
+def test_a_username_taken_before_confirming_can_be_changed_on_the_confirmation_page(client):
+    signup(client)
+    User.objects.create_user("ADA", email="someone@example.org")
+    link = confirmation_link()
+    response = confirm(client, link, username="ada")
+    assert response.status_code == 200
+    assert "A user with that username already exists." in response.content.decode()
+    assert confirm(client, link, username="ada-l")["Location"] == "/sites/new/"
+    assert User.objects.get(email="ada@example.org").username == "ada-l"
 
 
 @pytest.mark.parametrize(
@@ -65,20 +188,40 @@ def test_signup_duplicate_username_and_email_are_refused(client):
         ("short1", "This password is too short."),
         ("password123", "This password is too common."),
         ("12345678901", "This password is entirely numeric."),
+        ("ada@example.org1", "The password is too similar to the email address."),
     ],
 )
-def test_signup_weak_password_is_refused(client, password, message):
-    response = signup(client, password1=password, password2=password)
+def test_confirming_with_a_weak_password_is_refused(client, password, message):
+    signup(client)
+    response = confirm(client, confirmation_link(), password1=password, password2=password)
     assert response.status_code == 200
     assert message in response.content.decode()
     assert not User.objects.exists()
     assert "_auth_user_id" not in client.session
 
 
-def test_signup_mismatched_passwords(client):
-    response = signup(client, password2=STRONG + "x")
+def test_confirming_with_mismatched_passwords(client):
+    signup(client)
+    response = confirm(client, confirmation_link(), password2=STRONG + "x")
     assert response.status_code == 200
     assert "The two password fields didn\N{RIGHT SINGLE QUOTATION MARK}t match." in response.content.decode()
+
+
+def test_signup_emails_to_one_address_are_limited(client, settings):
+    settings.ACCOUNT_EMAIL_RATE = "2/h"
+    User.objects.create_user("ada", email="ada@example.org")
+    for i in range(3):
+        assert signup(Client(), username=f"x{i}", email="ada@example.org")["Location"] == "/accounts/signup/done/"
+    for i in range(3):
+        assert signup(Client(), username=f"y{i}", email="new@example.org")["Location"] == "/accounts/signup/done/"
+    assert [m.to for m in mail.outbox] == [["ada@example.org"]] * 2 + [["new@example.org"]] * 2
+
+
+def test_the_demo_user_logs_in_directly(client):
+    call_command("seed_demo", "--days", "1", "--visitors-per-day", "1", stdout=io.StringIO())
+    response = client.post("/accounts/login/", {"username": "demo", "password": "demo-password"})
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(User.objects.get(username="demo").pk)
 
 
 def test_login_and_logout(client):
@@ -169,7 +312,8 @@ def test_password_change(client):
 
 
 def test_auth_pages_use_our_templates_not_the_admins(client):
-    for url in ("/accounts/login/", "/accounts/password_reset/", "/accounts/signup/"):
+    signup(client)
+    for url in ("/accounts/login/", "/accounts/password_reset/", "/accounts/signup/", confirmation_link()):
         response = client.get(url)
         assert response.status_code == 200
         names = [t.name for t in response.templates]
@@ -250,8 +394,9 @@ def test_signing_up_with_another_address_does_not_join(client):
     page = client.get(signup_url).content.decode()
     assert 'value="grace@example.org"' in page  # suggested, not required
     assert f'name="next" value="{path}"' in page
-    data = {"username": "mallory", "email": "mallory@example.org", "password1": STRONG, "password2": STRONG}
-    response = client.post(signup_url, {**data, "next": path})
+    response = client.post(signup_url, {"username": "mallory", "email": "mallory@example.org", "next": path})
+    assert response["Location"] == "/accounts/signup/done/"
+    response = confirm(client, confirmation_link("mallory@example.org"))
     assert response["Location"] == path
     assert not Membership.objects.filter(site=site).exists()
     assert Invitation.objects.get(site=site).accepted_at is None
@@ -260,7 +405,9 @@ def test_signing_up_with_another_address_does_not_join(client):
 def test_signing_up_with_the_invited_address_joins(client):
     site, path = invitation_for("grace@example.org")
     signup_url = link(client.get(path), "signup")
-    data = {"username": "grace", "email": "GRACE@example.org", "password1": STRONG, "password2": STRONG}
-    response = client.post(signup_url, {**data, "next": path})
+    response = client.post(signup_url, {"username": "grace", "email": "GRACE@example.org", "next": path})
+    assert response["Location"] == "/accounts/signup/done/"
+    assert not Membership.objects.filter(site=site).exists()
+    response = confirm(client, confirmation_link("GRACE@example.org"))  # in the browser that opened the invitation
     assert response["Location"] == site_home_url(site)
     assert Membership.objects.filter(site=site, user__username="grace", role="viewer").exists()

@@ -557,10 +557,11 @@ def test_invitation_end_to_end_for_a_new_person(client, site, owner):
     assert "Sign up and join" in body(page)
     signup_page = grace.get("/accounts/signup/")
     assert 'value="grace@example.org"' in body(signup_page)
-    done = grace.post(
-        "/accounts/signup/",
-        {"username": "grace", "email": "grace@example.org", "password1": "Gr4ce-hopper!", "password2": "Gr4ce-hopper!"},
-    )
+    sent = grace.post("/accounts/signup/", {"username": "grace", "email": "grace@example.org"})
+    assert sent["Location"] == "/accounts/signup/done/"
+    confirm = re.search(r"http://testserver(/accounts/signup/confirm/\S+/)", mail.outbox[-1].body).group(1)
+    assert grace.get(confirm).status_code == 200
+    done = grace.post(confirm, {"username": "grace", "password1": "Gr4ce-hopper!", "password2": "Gr4ce-hopper!"})
     assert done.status_code == 302
     user = User.objects.get(username="grace")
     membership = Membership.objects.get(site=site, user=user)

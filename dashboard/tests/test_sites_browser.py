@@ -1,6 +1,7 @@
-"""The sites pages in real headless Chromium against the live server: sign up, add a site, copy
-the snippet (the clipboard is read back), then the settings page on a phone in dark mode: create
-an API key and copy it with the keyboard. Screenshots go to artifacts/."""
+"""The sites pages in real headless Chromium against the live server: sign up (confirming the
+address from the email), add a site, copy the snippet (the clipboard is read back), then the
+settings page on a phone in dark mode: create an API key and copy it with the keyboard.
+Screenshots go to artifacts/."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core import mail
 
 from dashboard.models import ApiKey, Site
 
@@ -35,9 +37,18 @@ def test_sign_up_add_a_site_and_copy_the_snippet(chromium, live_server):
     page.goto("/accounts/signup/")
     page.get_by_label("Username").fill("ada")
     page.get_by_label("Email").fill("ada@example.org")
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(re.compile(r"/accounts/signup/done/$"))
+    assert page.get_by_role("heading", name="Check your inbox").is_visible()
+
+    # The link in the email: confirm the address and choose the password.
+    (message,) = mail.outbox
+    assert message.to == ["ada@example.org"]
+    page.goto(re.search(r"https?://\S+/accounts/signup/confirm/\S+/", message.body).group(0))
+    assert page.get_by_label("Username").input_value() == "ada"
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Password confirmation").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
+    page.get_by_role("button", name="Create my account").click()
 
     page.wait_for_url(re.compile(r"/sites/new/$"))
     assert page.get_by_role("heading", name="Add your first site").is_visible()

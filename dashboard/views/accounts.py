@@ -1,11 +1,13 @@
-"""Sign-up, log-in (Django's view plus invitations) and accepting an invitation.
+"""Sign-up (confirmed by email: dashboard.signup), log-in (Django's view plus invitations) and
+accepting an invitation.
 
 An invitation opened while logged out is remembered in the session (by the SHA-256 of its
-token, never the token). Right after the person signs up or logs in it is accepted only if the
-account's email address is the one the invitation was sent to (case-insensitive); otherwise
-nothing is accepted and the person lands on the invitation page (its log-in and sign-up links
-carry it as `next`), which says whom it was for and asks for a POST to accept it. Whoever used
-the browser before (or sent its link) cannot push a site into the next account signed in there.
+token, never the token). Right after the person confirms a sign-up or logs in, in that browser,
+it is accepted only if the account's email address is the one the invitation was sent to
+(case-insensitive); otherwise nothing is accepted and the person lands on the invitation page
+(its log-in and sign-up links carry it as `next`), which says whom it was for and asks for a
+POST to accept it. Whoever used the browser before (or sent its link) cannot push a site into
+the next account signed in there.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from dashboard import signup as signup_flow
 from dashboard.access import role_for
-from dashboard.forms import SignupForm
+from dashboard.forms import ConfirmSignupForm, SignupForm
 from dashboard.models import Invitation, Role
 from dashboard.site_services import InvitationProblem, accept_invitation, find_invitation, hash_token
 from dashboard.views.sites import site_home_url
@@ -32,7 +36,10 @@ _STATUS = {"unknown": 404, "expired": 410, "used": 410}
 
 
 def _safe_next(request: HttpRequest) -> str | None:
-    target = request.POST.get("next") or request.GET.get("next")
+    return _allowed(request, request.POST.get("next") or request.GET.get("next"))
+
+
+def _allowed(request: HttpRequest, target: str | None) -> str | None:
     if target and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
@@ -128,23 +135,64 @@ class LoginView(auth_views.LoginView):
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    """Step one: a username and an address; the answer is "check your inbox" whether or not the
+    address has an account (dashboard.signup says what is sent)."""
     if request.user.is_authenticated:
         return redirect("home")
     pending = _pending_invitation(request)
     if request.method == "POST":
         form = SignupForm(request.POST)
         if form.is_valid():
-            user = form.save()
-            login(request, user)
-            messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
-            target = accept_pending_invitation(request) or _safe_next(request) or reverse("site_new")
-            return redirect(target)
+            signup_flow.start(
+                request,
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data["email"],
+                next_path=_safe_next(request) or "",
+            )
+            return redirect("signup_done")
     else:
         form = SignupForm(initial={"email": pending.email} if pending else None)
     return render(
         request,
         "accounts/signup.html",
         {"form": form, "pending_invitation": pending, "next": _safe_next(request) or ""},
+    )
+
+
+def signup_done(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/signup_done.html", {"hours": settings.SIGNUP_LINK_HOURS})
+
+
+def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """Step two, from the emailed link. GET shows the form and changes nothing (mail scanners open
+    links); POST creates the account, signs the person in and, as sign-up always did, accepts an
+    invitation opened in this browser if it was sent to this address."""
+    try:
+        link = signup_flow.read(token)
+        if request.method == "POST":
+            form = ConfirmSignupForm(request.POST, email=link.email)
+            if form.is_valid():
+                user = signup_flow.create_account(link, form)
+                login(request, user)
+                messages.success(request, f"Welcome, {user.get_username()}! Your account is ready.")
+                target = accept_pending_invitation(request) or _safe_next(request) or reverse("site_new")
+                return redirect(target)
+        else:
+            taken = get_user_model().objects.filter(username__iexact=link.username).exists()
+            form = ConfirmSignupForm(initial={"username": "" if taken else link.username}, email=link.email)
+            if taken:
+                form.fields["username"].help_text = "The username you chose was taken meanwhile: choose another."
+    except signup_flow.SignupLinkProblem as problem:
+        return render(
+            request,
+            "accounts/signup_link_invalid.html",
+            {"reason": problem.reason, "hours": settings.SIGNUP_LINK_HOURS},
+            status=_STATUS[problem.reason],
+        )
+    return render(
+        request,
+        "accounts/signup_confirm.html",
+        {"form": form, "email": link.email, "next": _allowed(request, link.next) or ""},
     )
 
 
