@@ -263,8 +263,12 @@ FLAG_EXPIRY_DAYS = env_int("FLAG_EXPIRY_DAYS", 7)
 AUTO_BAN_SCORE = env_int("AUTO_BAN_SCORE", 100)  # flags below this wait for a human
 AUTO_BAN_BASE_MINUTES = env_int("AUTO_BAN_BASE_MINUTES", 60)  # x4 for each earlier ban
 AUTO_BAN_MAX_DAYS = env_int("AUTO_BAN_MAX_DAYS", 30)
+# Bans of scope `all` (every path but /healthz); a ban of scope `collector` (the detectors' auto-bans)
+# goes to the optional second pair only, for a web ACL rule limited to the collector paths.
 WAF_IPSET_V4_ARN = env("WAF_IPSET_V4_ARN")
 WAF_IPSET_V6_ARN = env("WAF_IPSET_V6_ARN")
+WAF_COLLECTOR_IPSET_V4_ARN = env("WAF_COLLECTOR_IPSET_V4_ARN")
+WAF_COLLECTOR_IPSET_V6_ARN = env("WAF_COLLECTOR_IPSET_V6_ARN")
 WAF_SCOPE = env("WAF_SCOPE", "REGIONAL")  # CLOUDFRONT for a CloudFront web ACL
 WAF_MAX_ADDRESSES = env_int("WAF_MAX_ADDRESSES", 10_000)  # AWS's limit per IP set
 CELERY_TASK_ROUTES["security.tasks.*"] = {"queue": "default"}
