@@ -271,6 +271,15 @@ WAF_COLLECTOR_IPSET_V4_ARN = env("WAF_COLLECTOR_IPSET_V4_ARN")
 WAF_COLLECTOR_IPSET_V6_ARN = env("WAF_COLLECTOR_IPSET_V6_ARN")
 WAF_SCOPE = env("WAF_SCOPE", "REGIONAL")  # CLOUDFRONT for a CloudFront web ACL
 WAF_MAX_ADDRESSES = env_int("WAF_MAX_ADDRESSES", 10_000)  # AWS's limit per IP set
+# Ban changes reach the other processes through the shared cache. The local-memory cache is not
+# shared, so there (local runs) they also go through this file: next to the SQLite database by default.
+_SQLITE_NAME = str(DATABASES["default"]["NAME"]) if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""
+BAN_VERSION_FILE = env(
+    "BAN_VERSION_FILE",
+    f"{_SQLITE_NAME}.ban-version"
+    if _SQLITE_NAME and not _SQLITE_NAME.startswith((":memory:", "file:"))
+    else str(BASE_DIR / "var" / "ban-version"),
+)
 CELERY_TASK_ROUTES["security.tasks.*"] = {"queue": "default"}
 
 # Periodic work for a long-running `celery beat` (locally or on a server). On Lambda the

@@ -4,6 +4,10 @@ The database is the truth. Each change bumps a version key in the shared cache; 
 looks at that key at most once a second and reloads the snapshot when it moved. A lookup is
 a set probe per distinct prefix length in the list, so ten thousand bans cost the same as ten.
 
+A cache that is not shared between processes (the local-memory cache of local runs) cannot
+carry the version to another process, so there the version is also a small file
+(BAN_VERSION_FILE): a bump replaces it atomically, and the once-a-second look also stats it.
+
 Each ban has a scope: `all` closes every path but /healthz, `collector` only the public
 collector (COLLECTOR_PATHS). The snapshot keeps the scope of each entry, so the answer for a
 path costs the same probes.
@@ -11,22 +15,29 @@ path costs the same probes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
+import os
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "bans:version"
-CHECK_EVERY = 1.0  # seconds between looks at the version key
+CHECK_EVERY = 1.0  # seconds between looks at the version key (and the version file)
 
 # Scopes (security.models.Scope; repeated here so the request path imports no model).
 ALL = "all"
@@ -108,6 +119,62 @@ def _load() -> BanSnapshot:
     return BanSnapshot(list(Ban.objects.active().values_list("network", "expires_at", "scope")))
 
 
+# ---- the version ------------------------------------------------------------------------------
+
+
+def cache_is_local() -> bool:
+    """A cache other processes cannot see: the version must also go through the file."""
+    return isinstance(caches["default"], LocMemCache | DummyCache)
+
+
+def version_file() -> Path | None:
+    path = getattr(settings, "BAN_VERSION_FILE", "")
+    return Path(path) if path else None
+
+
+def _file_version() -> tuple[int, int, int] | None:
+    """The version file's identity: a bump replaces the file, so its inode and mtime change."""
+    path = version_file()
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None  # no ban change yet
+    except OSError as exc:
+        log.warning("ban version file unreadable: %s", type(exc).__name__)
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _write_version_file(token: str) -> None:
+    """Replace the file atomically: a reader sees the old file or the new one, never half of one."""
+    path = version_file()
+    if path is None:
+        return
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token)
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as exc:
+        log.warning("could not write the ban version file: %s", type(exc).__name__)
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def _current_version() -> Any:
+    shared = cache.get(VERSION_KEY)
+    if cache_is_local():
+        return (shared, _file_version())
+    return shared
+
+
 def current_snapshot() -> BanSnapshot:
     now = time.monotonic()
     if _State.snapshot is not None and now - _State.checked_at < CHECK_EVERY:
@@ -116,7 +183,7 @@ def current_snapshot() -> BanSnapshot:
         if _State.snapshot is not None and now - _State.checked_at < CHECK_EVERY:
             return _State.snapshot
         try:
-            version = cache.get(VERSION_KEY)
+            version = _current_version()
         except Exception as exc:  # cache down: keep serving the snapshot we have
             log.warning("ban version check failed: %s", type(exc).__name__)
             version = _State.version
@@ -146,10 +213,13 @@ def blocks(ip: str, path: str) -> bool:
 
 def bump_version() -> None:
     """Tell every process to reload its snapshot (call after a ban change commits)."""
+    token = uuid.uuid4().hex
     try:
-        cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+        cache.set(VERSION_KEY, token, None)
     except Exception as exc:
         log.warning("could not bump the ban version: %s", type(exc).__name__)
+    if cache_is_local():
+        _write_version_file(token)
     forget_snapshot()
 
 
