@@ -149,7 +149,16 @@ def test_a_ban_made_by_another_process_reaches_a_running_one_within_a_second(tmp
     assert (tmp_path / "db.sqlite3.ban-version").is_file()
 
 
+@pytest.fixture
+def local_cache(settings: Any) -> None:
+    """The local-memory cache of local runs, whatever the suite runs on (REDIS_URL too)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ban-version-file"}
+    }
+
+
 @pytest.mark.django_db
+@pytest.mark.usefixtures("local_cache")
 def test_the_version_file_is_replaced_whole_on_each_bump(tmp_path, settings):
     settings.BAN_VERSION_FILE = str(tmp_path / "var" / "ban-version")  # its folder is made on demand
     bans.bump_version()
@@ -164,6 +173,7 @@ def test_the_version_file_is_replaced_whole_on_each_bump(tmp_path, settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("local_cache")
 def test_a_version_file_written_elsewhere_reloads_the_snapshot_and_a_warm_ban_costs_no_query(tmp_path, settings):
     settings.BAN_VERSION_FILE = str(tmp_path / "ban-version")
     banned = Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR=IP)
@@ -183,6 +193,7 @@ def test_a_version_file_written_elsewhere_reloads_the_snapshot_and_a_warm_ban_co
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("local_cache")
 def test_an_unwritable_version_file_is_logged_and_the_ban_still_applies_here(tmp_path, settings, caplog):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
