@@ -295,10 +295,23 @@ FLAG_EXPIRY_DAYS = env_int("FLAG_EXPIRY_DAYS", 7)
 AUTO_BAN_SCORE = env_int("AUTO_BAN_SCORE", 100)  # flags below this wait for a human
 AUTO_BAN_BASE_MINUTES = env_int("AUTO_BAN_BASE_MINUTES", 60)  # x4 for each earlier ban
 AUTO_BAN_MAX_DAYS = env_int("AUTO_BAN_MAX_DAYS", 30)
+# Bans of scope `all` (every path but /healthz); a ban of scope `collector` (the detectors' auto-bans)
+# goes to the optional second pair only, for a web ACL rule limited to the collector paths.
 WAF_IPSET_V4_ARN = env("WAF_IPSET_V4_ARN")
 WAF_IPSET_V6_ARN = env("WAF_IPSET_V6_ARN")
+WAF_COLLECTOR_IPSET_V4_ARN = env("WAF_COLLECTOR_IPSET_V4_ARN")
+WAF_COLLECTOR_IPSET_V6_ARN = env("WAF_COLLECTOR_IPSET_V6_ARN")
 WAF_SCOPE = env("WAF_SCOPE", "REGIONAL")  # CLOUDFRONT for a CloudFront web ACL
 WAF_MAX_ADDRESSES = env_int("WAF_MAX_ADDRESSES", 10_000)  # AWS's limit per IP set
+# Ban changes reach the other processes through the shared cache. The local-memory cache is not
+# shared, so there (local runs) they also go through this file: next to the SQLite database by default.
+_SQLITE_NAME = str(DATABASES["default"]["NAME"]) if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""
+BAN_VERSION_FILE = env(
+    "BAN_VERSION_FILE",
+    f"{_SQLITE_NAME}.ban-version"
+    if _SQLITE_NAME and not _SQLITE_NAME.startswith((":memory:", "file:"))
+    else str(BASE_DIR / "var" / "ban-version"),
+)
 CELERY_TASK_ROUTES["security.tasks.*"] = {"queue": "default"}
 
 # Periodic work for a long-running `celery beat` (locally or on a server). On Lambda the

@@ -7,6 +7,7 @@ SQLite and on MariaDB with Redis (see Makefile `test`).
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("ALLOW_LOCMEM_CACHE", "1")
@@ -18,3 +19,8 @@ from fathom.settings import CACHES
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+# The ban version file (local-memory cache only, security/bans.py) never goes into the checkout:
+# one per test process under the temp directory, unless a test's subprocess is given its own.
+BAN_VERSION_FILE = os.environ.get("BAN_VERSION_FILE") or os.path.join(
+    tempfile.gettempdir(), f"fathom-test-ban-version-{os.getpid()}"
+)

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from security.forms import ban_flagged_ips, client_ip
-from security.models import Ban, BanAudit, FlaggedIP, normalize_network
+from security.models import Ban, BanAudit, FlaggedIP, normalize_network, wider_scope
 from security.selectors import describe_reasons
 from security.services import ban_network, dismiss_flags, unban_network
 
@@ -23,12 +23,29 @@ log = logging.getLogger(__name__)
 
 
 class BanAdminForm(forms.ModelForm):
+    # Manual bans close every path unless the operator picks the collector (an absent value too).
+    scope = forms.ChoiceField(
+        choices=Ban.Scope.choices,
+        initial=Ban.Scope.ALL,
+        required=False,
+        help_text="Collector only: the address may not send analytics hits but can still sign in and read "
+        "dashboards (an office or VPN address shared with owners).",
+    )
+
     class Meta:
         model = Ban
-        fields = ["network", "reason", "expires_at"]
+        fields = ["network", "reason", "scope", "expires_at"]
 
     def clean_network(self) -> str:
         return normalize_network(self.cleaned_data["network"])
+
+    def clean_scope(self) -> str:
+        """A ban is never narrowed by an edit (ban_network would keep the wider scope): say so."""
+        scope = self.cleaned_data.get("scope") or Ban.Scope.ALL
+        current = self.instance.scope if self.instance.pk else None
+        if current and wider_scope(current, scope) != scope:
+            raise ValidationError("A ban on every path cannot be narrowed to the collector: unban it and ban it again.")
+        return scope
 
     def clean_expires_at(self) -> dt.datetime | None:
         expires_at = self.cleaned_data.get("expires_at")
@@ -43,6 +60,7 @@ class BanAdmin(admin.ModelAdmin):
     list_display = [
         "network",
         "source",
+        "scope",
         "reason",
         "created_by",
         "created_at",
@@ -50,7 +68,7 @@ class BanAdmin(admin.ModelAdmin):
         "waf_state",
         "waf_synced_at",
     ]
-    list_filter = ["source", "waf_state", "version", "created_at", "expires_at"]
+    list_filter = ["source", "scope", "waf_state", "version", "created_at", "expires_at"]
     search_fields = ["network", "reason"]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
@@ -75,6 +93,7 @@ class BanAdmin(admin.ModelAdmin):
             source=obj.source if change else Ban.Source.MANUAL,
             actor=request.user,
             duration=duration,
+            scope=obj.scope,
         )
         ban.refresh_from_db()
         for field in Ban._meta.concrete_fields:
@@ -215,8 +234,8 @@ class FlaggedIPAdmin(admin.ModelAdmin):
 
 @admin.register(BanAudit)
 class BanAuditAdmin(admin.ModelAdmin):
-    list_display = ["at", "action", "network", "source", "actor", "reason", "expires_at"]
-    list_filter = ["action", "source", "at"]
+    list_display = ["at", "action", "network", "source", "scope", "actor", "reason", "expires_at"]
+    list_filter = ["action", "source", "scope", "at"]
     search_fields = ["network", "reason"]
     list_select_related = ["actor"]
     date_hierarchy = "at"

@@ -2,8 +2,8 @@
 
 Ordinary traffic only touches counters. An IP whose counter for a reason reaches that
 reason's threshold becomes (or updates) a FlaggedIP row with its evidence; past
-AUTO_BAN_SCORE it is banned automatically, for longer each time. Anything below waits for a
-human on the security dashboard.
+AUTO_BAN_SCORE it is banned automatically from the collector (scope `collector`), for longer
+each time. Anything below waits for a human on the security dashboard.
 """
 
 from __future__ import annotations
@@ -143,5 +143,8 @@ def flag(ip: str, code: str, amount: int, site: str = "") -> None:
             reason=f"auto: score {recent} within minutes ({', '.join(top)})",
             source="auto",
             duration=auto_ban_duration(times_banned),
+            # Every reason is evidence about collector traffic: it closes the collector, not the
+            # owner pages that others behind the same address (an office NAT, a VPN) may need.
+            scope="collector",
         )
         log.warning("auto-banned %s: recent score %s", ip, recent)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from security import metrics
-from security.bans import is_banned
+from security.bans import blocks
 from security.client_ip import resolve_client_ip
 
 
@@ -43,8 +43,9 @@ class BanMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         ip = request.META["REMOTE_ADDR"]
-        # Liveness probes come from the load balancer and must not do I/O.
-        if request.path != "/healthz" and is_banned(ip):
+        # An `all` ban: every path; a `collector` ban: the collector paths only. Liveness
+        # probes (/healthz) come from the load balancer and must not do I/O: never looked up.
+        if blocks(ip, request.path_info):
             metrics.record("banned")
             return HttpResponse(b"", status=403, content_type="text/plain")
         return self.get_response(request)

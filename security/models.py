@@ -42,7 +42,24 @@ class BanQuerySet(models.QuerySet):
         return self.filter(expires_at__lte=timezone.now())
 
 
+class Scope(models.TextChoices):
+    """Where a ban applies. Wider scopes come later in WIDTH."""
+
+    COLLECTOR = "collector", "collector only (/api/event, /script.js)"
+    ALL = "all", "everything but /healthz"
+
+
+# Re-banning keeps the wider of the two scopes: a ban is never narrowed as a side effect.
+WIDTH = {Scope.COLLECTOR: 0, Scope.ALL: 1}
+
+
+def wider_scope(a: str, b: str) -> str:
+    return a if WIDTH.get(a, 1) >= WIDTH.get(b, 1) else b
+
+
 class Ban(models.Model):
+    Scope = Scope
+
     class Source(models.TextChoices):
         MANUAL = "manual"
         AUTO = "auto"
@@ -57,6 +74,12 @@ class Ban(models.Model):
     version = models.PositiveSmallIntegerField(editable=False)
     reason = models.CharField(max_length=300, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    scope = models.CharField(
+        max_length=10,
+        choices=Scope.choices,
+        default=Scope.ALL,
+        help_text="collector: only the public collector is closed to it; all: every page but /healthz.",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until unbanned.")
@@ -97,6 +120,7 @@ class BanAudit(models.Model):
     network = models.CharField(max_length=49)
     reason = models.CharField(max_length=300, blank=True)
     source = models.CharField(max_length=10, blank=True)
+    scope = models.CharField(max_length=10, blank=True, help_text="the ban's scope after this change")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     expires_at = models.DateTimeField(null=True, blank=True)
     at = models.DateTimeField(default=timezone.now)

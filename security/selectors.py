@@ -69,6 +69,18 @@ def waf_configured() -> dict[int, bool]:
     return {4: bool(settings.WAF_IPSET_V4_ARN), 6: bool(settings.WAF_IPSET_V6_ARN)}
 
 
+def waf_collector_configured() -> dict[int, bool]:
+    """The optional IP set pair for bans of scope collector."""
+    return {
+        4: bool(getattr(settings, "WAF_COLLECTOR_IPSET_V4_ARN", "")),
+        6: bool(getattr(settings, "WAF_COLLECTOR_IPSET_V6_ARN", "")),
+    }
+
+
+def has_collector_bans() -> bool:
+    return Ban.objects.active().filter(scope=Ban.Scope.COLLECTOR).exists()
+
+
 @dataclass
 class Traffic:
     hours: int

@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from security.bans import bump_version
-from security.models import Ban, BanAudit, FlaggedIP, normalize_network
+from security.models import Ban, BanAudit, FlaggedIP, Scope, normalize_network, wider_scope
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,15 @@ def ban_network(
     source: str = Ban.Source.MANUAL,
     actor: Any = None,
     duration: dt.timedelta | None = None,
+    scope: str = Scope.ALL,
 ) -> Ban:
-    """Ban an address or network (or extend an existing ban). Raises ValidationError."""
+    """Ban an address or network (or extend an existing ban). Raises ValidationError.
+
+    scope: `all` (every path but /healthz) or `collector` (the public collector only). Banning
+    an address again keeps the wider of its scope and the new one: a collector ban can become an
+    all ban, never the reverse (to narrow a ban, unban it and ban it again)."""
+    if scope not in Scope.values:
+        raise ValidationError(f"{scope!r} is not a ban scope; use one of: {', '.join(Scope.values)}.")
     normalized = normalize_network(network)
     now = timezone.now()
     expires_at = now + duration if duration else None
@@ -75,6 +82,7 @@ def ban_network(
                 network=normalized,
                 reason=reason[:300],
                 source=source,
+                scope=scope,
                 created_by=actor if getattr(actor, "pk", None) else None,
                 created_at=now,
                 expires_at=expires_at,
@@ -83,14 +91,16 @@ def ban_network(
         else:
             ban.reason = reason[:300] or ban.reason
             ban.expires_at = expires_at
+            ban.scope = wider_scope(ban.scope, scope)
             ban.waf_state = Ban.WafState.PENDING
-            ban.save(update_fields=["reason", "expires_at", "waf_state"])
+            ban.save(update_fields=["reason", "expires_at", "scope", "waf_state"])
             action = BanAudit.Action.EXTEND
         BanAudit.objects.create(
             action=action,
             network=normalized,
             reason=reason[:300],
             source=source,
+            scope=ban.scope,
             actor=actor if getattr(actor, "pk", None) else None,
             expires_at=expires_at,
         )
@@ -100,18 +110,29 @@ def ban_network(
                 status=FlaggedIP.Status.BANNED, times_banned=F("times_banned") + 1
             )
         _schedule_after_change()
-    log.info("ban %s (%s) by %s until %s", normalized, source, actor or "system", expires_at or "unbanned")
+    log.info(
+        "ban %s (%s, scope %s) by %s until %s",
+        normalized,
+        source,
+        ban.scope,
+        actor or "system",
+        expires_at or "unbanned",
+    )
     return ban
 
 
 def unban_network(*, network: str, actor: Any = None) -> bool:
     normalized = normalize_network(network)
     with transaction.atomic():
+        scope = Ban.objects.filter(network=normalized).values_list("scope", flat=True).first()
         deleted, _ = Ban.objects.filter(network=normalized).delete()
         if not deleted:
             return False
         BanAudit.objects.create(
-            action=BanAudit.Action.UNBAN, network=normalized, actor=actor if getattr(actor, "pk", None) else None
+            action=BanAudit.Action.UNBAN,
+            network=normalized,
+            scope=scope or "",
+            actor=actor if getattr(actor, "pk", None) else None,
         )
         network_obj = ipaddress.ip_network(normalized)
         if network_obj.num_addresses == 1:
@@ -128,7 +149,9 @@ def expire_bans() -> int:
     with transaction.atomic():
         expired = list(Ban.objects.expired().select_for_update())
         for ban in expired:
-            BanAudit.objects.create(action=BanAudit.Action.EXPIRE, network=ban.network, source=ban.source)
+            BanAudit.objects.create(
+                action=BanAudit.Action.EXPIRE, network=ban.network, source=ban.source, scope=ban.scope
+            )
         Ban.objects.filter(pk__in=[ban.pk for ban in expired]).delete()
         single = [ban.network.split("/")[0] for ban in expired if ban.network.endswith(("/32", "/128"))]
         # Served its time: back under watch with a clean slate, so a return is banned again

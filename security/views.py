@@ -26,7 +26,16 @@ from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.http import require_GET, require_POST
 
 from security import metrics, selectors
-from security.forms import DEFAULT_DURATION, DURATIONS, FlaggedActionForm, ManualBanForm, UnbanForm, client_ip
+from security.forms import (
+    DEFAULT_DURATION,
+    DEFAULT_SCOPE,
+    DURATIONS,
+    SCOPES,
+    FlaggedActionForm,
+    ManualBanForm,
+    UnbanForm,
+    client_ip,
+)
 from security.services import unban_network
 
 FLAGGED_PER_PAGE = 50
@@ -255,6 +264,7 @@ def _context(request: HttpRequest, filters: Filters, ban_form: ManualBanForm | N
     bans_page = Paginator(selectors.active_bans(), BANS_PER_PAGE).get_page(filters.bpage)
     cap_bans = list(selectors.waf_cap_bans().values_list("network", "waf_message")[:6])
     waf = selectors.waf_configured()
+    collector_waf = selectors.waf_collector_configured()
 
     reason_codes = sorted(set(labels) | ({filters.reason} if filters.reason else set()))
     return {
@@ -282,6 +292,13 @@ def _context(request: HttpRequest, filters: Filters, ban_form: ManualBanForm | N
         "cap_bans": cap_bans,
         "waf_v4": waf[4],
         "waf_v6": waf[6],
+        # Collector bans are enforced by the app alone without the collector IP set pair: say so
+        # when there are some (the pair is optional, so no note when nothing is affected).
+        "collector_waf_missing": [f"IPv{v}" for v in (4, 6) if not collector_waf[v]]
+        if (waf[4] or waf[6]) and not all(collector_waf.values()) and selectors.has_collector_bans()
+        else [],
+        "scopes": SCOPES,
+        "default_scope": DEFAULT_SCOPE,
         "durations": DURATIONS,
         "default_duration": DEFAULT_DURATION,
         "ban_form": ban_form or ManualBanForm(),

@@ -1,6 +1,13 @@
-"""Push the active bans to the AWS WAFv2 IP sets (one for IPv4, one for IPv6).
+"""Push the active bans to the AWS WAFv2 IP sets.
 
-`sync_waf()` makes each configured IP set equal to the active bans of its family:
+Two pairs of sets (one IPv4, one IPv6 each), one per ban scope:
+- WAF_IPSET_V4_ARN / WAF_IPSET_V6_ARN hold the `all` bans, for web ACL rules that block every path;
+- WAF_COLLECTOR_IPSET_V4_ARN / WAF_COLLECTOR_IPSET_V6_ARN (optional) hold the `collector` bans, for
+  one rule that blocks them on the collector paths only (`collector_rule()`, docs/deploy.md).
+A ban only ever goes into the pair of its scope: without the collector pair, collector bans are
+enforced by the app alone and marked skipped, never pushed into the all-paths sets.
+
+`sync_waf()` makes each configured IP set equal to the active bans of its scope and family:
 get_ip_set -> compare -> update_ip_set, retrying WAF's optimistic-lock conflicts with a fresh
 lock token and jittered exponential backoff. It never raises for an AWS problem: the family is
 reported `failed`, its bans are marked `failed`, and the next sync (queued after every ban
@@ -30,14 +37,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.utils import timezone
 
-from security.models import MIN_PREFIX, Ban
+from security.bans import COLLECTOR_PATHS
+from security.models import MIN_PREFIX, Ban, Scope
 
 log = logging.getLogger(__name__)
 
 FAMILIES = (4, 6)
+SCOPES = (Scope.ALL, Scope.COLLECTOR)
 ARN_SETTING = {4: "WAF_IPSET_V4_ARN", 6: "WAF_IPSET_V6_ARN"}
+COLLECTOR_ARN_SETTING = {4: "WAF_COLLECTOR_IPSET_V4_ARN", 6: "WAF_COLLECTOR_IPSET_V6_ARN"}
+ARN_SETTINGS = {Scope.ALL: ARN_SETTING, Scope.COLLECTOR: COLLECTOR_ARN_SETTING}
 IP_ADDRESS_VERSION = {4: "IPV4", 6: "IPV6"}
 NOT_CONFIGURED = "WAF sync skipped: WAF_IPSET_V4_ARN / WAF_IPSET_V6_ARN not set"
+COLLECTOR_APP_ONLY = "collector-only ban, enforced by the app only: {settings} not set"
 LOCK_CONFLICT = "WAFOptimisticLockException"
 
 # Retries of WAF's optimistic-lock conflict (someone else wrote the set between our get and update).
@@ -70,6 +82,7 @@ class Outcome:
 @dataclass
 class FamilyResult:
     version: int
+    ban_scope: str = Scope.ALL  # which bans this set holds (Ban.scope)
     outcome: str = Outcome.SKIPPED
     ip_set: str = ""  # name of the IP set
     scope: str = ""
@@ -85,7 +98,11 @@ class FamilyResult:
 
     @property
     def label(self) -> str:
-        return f"IPv{self.version}"
+        return f"IPv{self.version}" if self.ban_scope == Scope.ALL else f"IPv{self.version} collector"
+
+    @property
+    def setting(self) -> str:
+        return ARN_SETTINGS[self.ban_scope][self.version]
 
     def summary(self) -> str:
         """One line for the command output and the logs."""
@@ -109,15 +126,18 @@ class FamilyResult:
 class SyncResult:
     v4: FamilyResult = field(default_factory=lambda: FamilyResult(version=4))
     v6: FamilyResult = field(default_factory=lambda: FamilyResult(version=6))
+    collector_v4: FamilyResult = field(default_factory=lambda: FamilyResult(version=4, ban_scope=Scope.COLLECTOR))
+    collector_v6: FamilyResult = field(default_factory=lambda: FamilyResult(version=6, ban_scope=Scope.COLLECTOR))
     skipped: bool = False  # True when no IP set is configured at all
     message: str = ""
 
     @property
     def families(self) -> dict[str, FamilyResult]:
-        return {"v4": self.v4, "v6": self.v6}
+        return {"v4": self.v4, "v6": self.v6, "collector_v4": self.collector_v4, "collector_v6": self.collector_v6}
 
-    def family(self, version: int) -> FamilyResult:
-        return self.v4 if version == 4 else self.v6
+    def family(self, version: int, scope: str = Scope.ALL) -> FamilyResult:
+        prefix = "" if scope == Scope.ALL else "collector_"
+        return self.families[f"{prefix}v{version}"]
 
     @property
     def over_cap(self) -> dict[str, int]:
@@ -263,13 +283,19 @@ def _mark(ids: Iterable[int], state: str, message: str = "", synced_at: dt.datet
     return changed
 
 
-def _mark_family_skipped(version: int, message: str) -> int:
-    """A family with no IP set: its pending active bans become skipped."""
-    return (
-        Ban.objects.active()
-        .filter(version=version, waf_state=Ban.WafState.PENDING)
-        .update(waf_state=Ban.WafState.SKIPPED, waf_message=message[:_MESSAGE_MAX])
-    )
+def _mark_family_skipped(version: int, scope: str, message: str) -> int:
+    """A family with no IP set: its pending active bans of that scope become skipped."""
+    rows = Ban.objects.active().filter(version=version, waf_state=Ban.WafState.PENDING)
+    # Any scope but `collector` is enforced everywhere, so it belongs with the all-paths sets.
+    rows = rows.filter(scope=Scope.COLLECTOR) if scope == Scope.COLLECTOR else rows.exclude(scope=Scope.COLLECTOR)
+    return rows.update(waf_state=Ban.WafState.SKIPPED, waf_message=message[:_MESSAGE_MAX])
+
+
+def _skip_message(scope: str, versions: Iterable[int]) -> str:
+    names = " / ".join(ARN_SETTINGS[scope][version] for version in versions)
+    if scope == Scope.COLLECTOR:
+        return COLLECTOR_APP_ONLY.format(settings=names)
+    return f"WAF sync skipped: {names} not set"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +328,7 @@ def _push(
     client: Any,
     ref: IPSetRef,
     version: int,
+    setting: str,
     addresses: list[str],
     result: FamilyResult,
     *,
@@ -318,7 +345,7 @@ def _push(
         ip_set = response["IPSet"]
         kind = ip_set.get("IPAddressVersion")
         if kind and kind != IP_ADDRESS_VERSION[version]:
-            raise ConfigError(f"IP set {ref.name} holds {kind} addresses but is configured as {ARN_SETTING[version]}")
+            raise ConfigError(f"IP set {ref.name} holds {kind} addresses but is configured as {setting}")
         current = {_canonical(address) for address in ip_set.get("Addresses", [])}
         if current == desired:
             result.outcome = Outcome.UNCHANGED
@@ -366,12 +393,12 @@ def _sync_family(
     for message, ids in plan.invalid.items():
         _mark(ids, Ban.WafState.SKIPPED, message)
     if plan.invalid:
-        log.warning("WAF IPv%d: %d ban(s) with an invalid network skipped", version, result.invalid)
+        log.warning("WAF %s: %d ban(s) with an invalid network skipped", result.label, result.invalid)
     if plan.over_cap_ids:
         _mark(plan.over_cap_ids, Ban.WafState.SKIPPED, f"over the WAF cap of {cap} addresses")
         log.warning(
-            "WAF IPv%d: %d ban(s) over the WAF cap of %d addresses were left out (oldest first)",
-            version,
+            "WAF %s: %d ban(s) over the WAF cap of %d addresses were left out (oldest first)",
+            result.label,
             result.over_cap,
             cap,
         )
@@ -382,14 +409,23 @@ def _sync_family(
         result.ip_set, result.scope = ref.name, ref.scope
         if ref.region and ref.region != settings.AWS_REGION:
             log.warning("WAF %s is in %s but AWS_REGION is %s", ref.name, ref.region, settings.AWS_REGION)
-        _push(client_factory(), ref, version, plan.addresses, result, sleep=sleep, max_attempts=max_attempts)
+        _push(
+            client_factory(),
+            ref,
+            version,
+            result.setting,
+            plan.addresses,
+            result,
+            sleep=sleep,
+            max_attempts=max_attempts,
+        )
     except (ClientError, BotoCoreError, ConfigError) as exc:
         result.outcome = Outcome.FAILED
         result.error = _error_text(exc)[:_MESSAGE_MAX]
         # Bans already marked synced are still in the set (nothing but this sync removes them).
         pending = [pk for pk in plan.send_ids if pk not in plan.already_synced]
         _mark(pending, Ban.WafState.FAILED, f"WAF sync failed: {result.error}")
-        log.warning("WAF sync of IPv%d failed (the next sync retries): %s", version, result.error)
+        log.warning("WAF sync of %s failed (the next sync retries): %s", result.label, result.error)
         return
 
     newly = [pk for pk in plan.send_ids if pk not in plan.already_synced]
@@ -411,22 +447,31 @@ def sync_waf(
     """Make the WAF IP sets equal to the active bans. Never raises for AWS errors (see module doc)."""
     now = now or timezone.now()
     result = SyncResult()
-    arns = {version: (getattr(settings, ARN_SETTING[version], "") or "").strip() for version in FAMILIES}
+    arns = {
+        (scope, version): (getattr(settings, ARN_SETTINGS[scope][version], "") or "").strip()
+        for scope in SCOPES
+        for version in FAMILIES
+    }
 
     if not any(arns.values()):
         result.skipped = True
         result.message = NOT_CONFIGURED
-        for version in FAMILIES:
-            result.family(version).message = NOT_CONFIGURED
-            _mark_family_skipped(version, NOT_CONFIGURED)
+        for scope in SCOPES:
+            message = NOT_CONFIGURED if scope == Scope.ALL else _skip_message(scope, FAMILIES)
+            for version in FAMILIES:
+                result.family(version, scope).message = message
+                _mark_family_skipped(version, scope, message)
         log.info(NOT_CONFIGURED)
         return result
 
-    rows_by_version: dict[int, list[tuple[int, str, int, dt.datetime, str, str]]] = defaultdict(list)
-    for row in Ban.objects.active().values_list("pk", "network", "version", "created_at", "waf_state", "waf_message"):
+    rows_by_set: dict[tuple[str, int], list[tuple[int, str, int, dt.datetime, str, str]]] = defaultdict(list)
+    for *row, scope in Ban.objects.active().values_list(
+        "pk", "network", "version", "created_at", "waf_state", "waf_message", "scope"
+    ):
         # A row whose version is neither 4 nor 6 goes with the family its text looks like.
         version = row[2] if row[2] in FAMILIES else (6 if ":" in (row[1] or "") else 4)
-        rows_by_version[version].append(row)
+        # Only a collector ban goes to the collector sets; any other scope closes every path.
+        rows_by_set[(Scope.COLLECTOR if scope == Scope.COLLECTOR else Scope.ALL, version)].append(tuple(row))
 
     clients: list[Any] = [client] if client is not None else []
 
@@ -435,27 +480,71 @@ def sync_waf(
             clients.append(make_client())
         return clients[0]
 
-    for version in FAMILIES:
-        family = result.family(version)
-        if not arns[version]:
-            family.message = f"WAF sync skipped: {ARN_SETTING[version]} not set"
-            _mark_family_skipped(version, family.message)
-            continue
-        try:
-            ref: IPSetRef | ConfigError = parse_ipset_arn(arns[version])
-        except ConfigError as exc:
-            ref = ConfigError(f"{ARN_SETTING[version]}: {exc}")
-        _sync_family(
-            client_factory,
-            version,
-            ref,
-            rows_by_version[version],
-            family,
-            now=now,
-            sleep=sleep,
-            max_attempts=max_attempts,
-        )
+    for scope in SCOPES:
+        missing = [version for version in FAMILIES if not arns[(scope, version)]]
+        for version in FAMILIES:
+            family = result.family(version, scope)
+            if version in missing:
+                # Both of a pair missing: one message naming both (the collector pair is optional).
+                family.message = _skip_message(scope, missing if len(missing) == len(FAMILIES) else [version])
+                _mark_family_skipped(version, scope, family.message)
+                continue
+            try:
+                ref: IPSetRef | ConfigError = parse_ipset_arn(arns[(scope, version)])
+            except ConfigError as exc:
+                ref = ConfigError(f"{family.setting}: {exc}")
+            _sync_family(
+                client_factory,
+                version,
+                ref,
+                rows_by_set[(scope, version)],
+                family,
+                now=now,
+                sleep=sleep,
+                max_attempts=max_attempts,
+            )
 
     for line in result.summary_lines():
         log.info("WAF sync %s", line)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The web ACL rule for the collector sets (docs/deploy.md)
+
+
+def collector_rule(arns: Iterable[str], *, name: str = "fathom-collector-bans", priority: int = 2) -> dict[str, Any]:
+    """The WAFv2 rule that blocks the collector IP sets on the collector paths only:
+    AND(the address is in one of the sets, the URI path is one of COLLECTOR_PATHS).
+
+    A single set or a single path is used as is: WAF wants two or more statements in an OR."""
+
+    def any_of(statements: list[dict[str, Any]]) -> dict[str, Any]:
+        return statements[0] if len(statements) == 1 else {"OrStatement": {"Statements": statements}}
+
+    ip_sets = [{"IPSetReferenceStatement": {"ARN": arn.strip()}} for arn in arns if arn and arn.strip()]
+    if not ip_sets:
+        raise ConfigError("no collector IP set: set WAF_COLLECTOR_IPSET_V4_ARN and/or WAF_COLLECTOR_IPSET_V6_ARN")
+    paths = [
+        {
+            "ByteMatchStatement": {
+                "SearchString": path,
+                "FieldToMatch": {"UriPath": {}},
+                # The app decodes the path before routing; so does the rule ("/api/even%74").
+                "TextTransformations": [{"Priority": 0, "Type": "URL_DECODE"}],
+                "PositionalConstraint": "EXACTLY",
+            }
+        }
+        for path in sorted(COLLECTOR_PATHS)
+    ]
+    return {
+        "Name": name,
+        "Priority": priority,
+        "Action": {"Block": {}},
+        "Statement": {"AndStatement": {"Statements": [any_of(ip_sets), any_of(paths)]}},
+        "VisibilityConfig": {
+            "SampledRequestsEnabled": True,
+            "CloudWatchMetricsEnabled": True,
+            "MetricName": name,
+        },
+    }

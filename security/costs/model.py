@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import GIB, LAMBDA_FULL_VCPU_MB, SQS_BATCH, SQS_POLLERS, CostModelError, Value, _positive_number
-from .zappa import SQS_DEFAULT_BATCH_SIZE, Function, function_from_settings
+from .zappa import SQS_DEFAULT_BATCH_SIZE, Function, function_from_settings, resolve_stage
 
 # Defaults of the traffic model, each with where it comes from (shown by the command).
 MEASURED: dict[str, tuple[float, str]] = {
@@ -84,6 +84,10 @@ def build_model(
     """The three functions and the traffic inputs; `overrides` (from the command's flags) win."""
     web = function_from_settings(settings, web_stage, label)
     inputs = {name: Value(value, source) for name, (value, source) in MEASURED.items()}
+    if collector := _collector_ip_sets(settings, web_stage):
+        inputs["waf_rules"] = Value(
+            3, f"the IPv4 and IPv6 ban IP-set rules + the collector-path rule ({collector} set in {label})"
+        )
     for name, value in (overrides or {}).items():
         if value is not None:
             inputs[name] = Value(value, "command line")
@@ -101,6 +105,14 @@ def build_model(
         commands=function_from_settings(settings, commands_stage, label),
         inputs=inputs,
     )
+
+
+def _collector_ip_sets(settings: Mapping[str, Any], stage: str) -> str:
+    """The collector IP set settings the web stage sets (they add one rule: security.waf.collector_rule)."""
+    resolved = resolve_stage(settings, stage)
+    variables = (resolved[0].get("aws_environment_variables") or {}) if resolved else {}
+    names = ("WAF_COLLECTOR_IPSET_V4_ARN", "WAF_COLLECTOR_IPSET_V6_ARN")
+    return " / ".join(name for name in names if isinstance(variables, Mapping) and variables.get(name))
 
 
 def _duration(inputs: dict[str, Value], kind: str, memory_mb: float) -> Value:

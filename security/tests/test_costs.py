@@ -323,6 +323,20 @@ def test_waf_adds_the_acl_its_rules_and_every_request_and_rules_out_http_apis() 
     assert totals["alb"] - plain["alb"] == pytest.approx(13.0)
 
 
+def test_the_collector_ip_sets_add_their_rule_to_the_waf() -> None:
+    data = json.loads(json.dumps(FIXTURE))
+    data["base"]["aws_environment_variables"] = {"WAF_COLLECTOR_IPSET_V4_ARN": "arn:...:ipset/c4/1"}
+    with_collector = model(data=data)
+    assert with_collector.v("waf_rules") == 3
+    assert "the collector-path rule (WAF_COLLECTOR_IPSET_V4_ARN set in zappa_settings.json)" in (
+        with_collector.inputs["waf_rules"].source
+    )
+    est = costs.estimate_month(with_collector, PRICES, 10_000_000, waf=True)
+    assert est.cost("waf") == pytest.approx(5 + 3 * 1 + 10 * 0.60)
+    assert model().v("waf_rules") == 2  # not set: the two all-paths rules only
+    assert model({"waf_rules": 5}, data=data).v("waf_rules") == 5  # --waf-rules still wins
+
+
 def test_free_tier_subtracts_the_always_free_allowances_only_when_asked() -> None:
     est = costs.estimate_month(model(), PRICES, 10_000_000, free_tier=True)
     assert item(est, "Free tier: Lambda requests").cost == pytest.approx(-0.20)  # 1M x 0.20/M

@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from security import waf
 from security.models import Ban
-from security.services import unban_network
+from security.services import ban_network, unban_network
 
 REGION = "us-east-1"
 pytestmark = pytest.mark.django_db
@@ -56,6 +56,7 @@ def ip_sets(wafv2: Any, settings: Any) -> dict[int, str]:
         arns[version] = created["Summary"]["ARN"]
     settings.WAF_IPSET_V4_ARN = arns[4]
     settings.WAF_IPSET_V6_ARN = arns[6]
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = settings.WAF_COLLECTOR_IPSET_V6_ARN = ""  # the optional pair: off
     settings.WAF_MAX_ADDRESSES = 10_000
     return arns
 
@@ -101,12 +102,13 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def make_ban(network: str, *, minutes_ago: int = 0, expires_in: dt.timedelta | None = None) -> Ban:
+def make_ban(network: str, *, minutes_ago: int = 0, expires_in: dt.timedelta | None = None, scope: str = "all") -> Ban:
     now = timezone.now()
     return Ban.objects.create(
         network=network,
         created_at=now - dt.timedelta(minutes=minutes_ago),
         expires_at=now + expires_in if expires_in is not None else None,
+        scope=scope,
     )
 
 
@@ -293,8 +295,8 @@ def test_over_the_cap_the_newest_bans_are_kept(wafv2, ip_sets, settings, caplog)
     result = waf.sync_waf()
 
     assert in_set(wafv2, ip_sets[4]) == {"198.51.100.1/32", "198.51.100.2/32", "198.51.100.3/32"}
-    assert result.over_cap == {"v4": 2, "v6": 0}
-    assert result.as_dict()["over_cap"] == {"v4": 2, "v6": 0}
+    assert result.over_cap == {"v4": 2, "v6": 0, "collector_v4": 0, "collector_v6": 0}
+    assert result.as_dict()["over_cap"] == {"v4": 2, "v6": 0, "collector_v4": 0, "collector_v6": 0}
     assert result.v4.addresses == 3
     for ban in bans:
         ban.refresh_from_db()
@@ -306,7 +308,7 @@ def test_over_the_cap_the_newest_bans_are_kept(wafv2, ip_sets, settings, caplog)
     unban_network(network="198.51.100.1")
     result = waf.sync_waf()
     assert in_set(wafv2, ip_sets[4]) == {"198.51.100.2/32", "198.51.100.3/32", "198.51.100.4/32"}
-    assert result.over_cap == {"v4": 1, "v6": 0}
+    assert result.over_cap == {"v4": 1, "v6": 0, "collector_v4": 0, "collector_v6": 0}
     bans[3].refresh_from_db()
     assert (bans[3].waf_state, bans[3].waf_message) == ("synced", "")
 
@@ -499,9 +501,14 @@ def test_the_command_prints_a_summary_per_family(wafv2, ip_sets, capsys):
     call_command("sync_waf")
 
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 4
     assert lines[0].startswith("IPv4: synced [fathom-bans-v4 REGIONAL], 1 address(es) wanted (+1 -0)")
     assert lines[1].startswith("IPv6: synced [fathom-bans-v6 REGIONAL]")
+    assert lines[2] == (
+        "IPv4 collector: skipped (collector-only ban, enforced by the app only: "
+        "WAF_COLLECTOR_IPSET_V4_ARN / WAF_COLLECTOR_IPSET_V6_ARN not set)"
+    )
+    assert lines[3].startswith("IPv6 collector: skipped")
 
     call_command("sync_waf")
     assert capsys.readouterr().out.splitlines()[0].startswith("IPv4: unchanged")
@@ -531,7 +538,287 @@ def test_the_celery_task_runs_the_sync(wafv2, ip_sets):
 
     assert outcome.successful()
     assert outcome.result["families"]["v4"]["outcome"] == "synced"
-    assert outcome.result["over_cap"] == {"v4": 0, "v6": 0}
+    assert outcome.result["over_cap"] == {"v4": 0, "v6": 0, "collector_v4": 0, "collector_v6": 0}
     assert in_set(wafv2, ip_sets[4]) == {"198.51.100.7/32"}
     ban.refresh_from_db()
     assert ban.waf_state == "synced"
+
+
+# --- 8. the collector pair: bans of scope collector ---------------------------------------------
+
+
+@pytest.fixture
+def collector_sets(wafv2: Any, ip_sets: dict[int, str], settings: Any) -> dict[int, str]:
+    """The optional second pair (moto), wired into the settings. Returns {4: arn, 6: arn}."""
+    arns = {}
+    for version in (4, 6):
+        created = wafv2.create_ip_set(
+            Name=f"fathom-collector-bans-v{version}",
+            Scope="REGIONAL",
+            IPAddressVersion=f"IPV{version}",
+            Addresses=[],
+        )
+        arns[version] = created["Summary"]["ARN"]
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = arns[4]
+    settings.WAF_COLLECTOR_IPSET_V6_ARN = arns[6]
+    return arns
+
+
+def test_each_scope_goes_to_its_own_pair_of_sets(wafv2, ip_sets, collector_sets):
+    everywhere = [make_ban("198.51.100.7"), make_ban("2001:db8:1::/64")]
+    collector = [make_ban("203.0.113.9", scope="collector"), make_ban("2001:db8:2::/64", scope="collector")]
+    now = timezone.now()
+
+    result = waf.sync_waf(now=now)
+
+    assert in_set(wafv2, ip_sets[4]) == {"198.51.100.7/32"}
+    assert in_set(wafv2, ip_sets[6]) == {"2001:db8:1::/64"}
+    assert in_set(wafv2, collector_sets[4]) == {"203.0.113.9/32"}
+    assert in_set(wafv2, collector_sets[6]) == {"2001:db8:2::/64"}
+    assert {key: family.outcome for key, family in result.families.items()} == dict.fromkeys(
+        ("v4", "v6", "collector_v4", "collector_v6"), "synced"
+    )
+    assert result.collector_v4.summary().startswith(
+        "IPv4 collector: synced [fathom-collector-bans-v4 REGIONAL], 1 address(es) wanted (+1 -0)"
+    )
+    for ban in everywhere + collector:
+        ban.refresh_from_db()
+        assert (ban.waf_state, ban.waf_message, ban.waf_synced_at) == ("synced", "", now)
+
+    again = Spy(wafv2)
+    second = waf.sync_waf(client=again)
+    assert {family.outcome for family in second.families.values()} == {"unchanged"}
+    assert again.calls == Counter({"get_ip_set": 4})
+
+
+def test_without_the_collector_pair_collector_bans_are_app_only_and_never_reach_the_all_paths_sets(wafv2, ip_sets):
+    everywhere = make_ban("198.51.100.7")
+    collector = [make_ban("203.0.113.9", scope="collector"), make_ban("2001:db8:2::/64", scope="collector")]
+    spy = Spy(wafv2)
+
+    result = waf.sync_waf(client=spy)
+
+    assert spy.sent == ["198.51.100.7/32"]  # the collector bans were never sent anywhere
+    assert in_set(wafv2, ip_sets[4]) == {"198.51.100.7/32"}
+    assert in_set(wafv2, ip_sets[6]) == set()
+    assert (result.collector_v4.outcome, result.collector_v6.outcome) == ("skipped", "skipped")
+    assert not result.skipped
+    assert not result.failed
+    message = (
+        "collector-only ban, enforced by the app only: WAF_COLLECTOR_IPSET_V4_ARN / WAF_COLLECTOR_IPSET_V6_ARN not set"
+    )
+    for ban in collector:
+        ban.refresh_from_db()
+        assert (ban.waf_state, ban.waf_message) == ("skipped", message)
+    everywhere.refresh_from_db()
+    assert everywhere.waf_state == "synced"
+
+
+def test_without_any_set_collector_bans_say_they_are_app_only(settings):
+    settings.WAF_IPSET_V4_ARN = settings.WAF_IPSET_V6_ARN = ""
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = settings.WAF_COLLECTOR_IPSET_V6_ARN = ""
+    make_ban("198.51.100.7")
+    make_ban("203.0.113.9", scope="collector")
+
+    result = waf.sync_waf(client=object())
+
+    assert result.skipped
+    assert dict(Ban.objects.values_list("network", "waf_message")) == {
+        "198.51.100.7/32": waf.NOT_CONFIGURED,
+        "203.0.113.9/32": "collector-only ban, enforced by the app only: "
+        "WAF_COLLECTOR_IPSET_V4_ARN / WAF_COLLECTOR_IPSET_V6_ARN not set",
+    }
+
+
+def test_the_collector_pair_alone_is_synced_when_the_all_paths_pair_is_not_set(
+    wafv2, ip_sets, collector_sets, settings
+):
+    settings.WAF_IPSET_V4_ARN = settings.WAF_IPSET_V6_ARN = ""
+    everywhere = make_ban("198.51.100.7")
+    make_ban("203.0.113.9", scope="collector")
+
+    result = waf.sync_waf()
+
+    assert not result.skipped
+    assert (result.v4.outcome, result.collector_v4.outcome) == ("skipped", "synced")
+    assert in_set(wafv2, collector_sets[4]) == {"203.0.113.9/32"}
+    assert in_set(wafv2, ip_sets[4]) == set()
+    everywhere.refresh_from_db()
+    assert (everywhere.waf_state, everywhere.waf_message) == ("skipped", waf.NOT_CONFIGURED)
+
+
+def test_half_a_collector_pair_names_the_missing_setting(wafv2, ip_sets, collector_sets, settings):
+    settings.WAF_COLLECTOR_IPSET_V6_ARN = ""
+    v4 = make_ban("203.0.113.9", scope="collector")
+    v6 = make_ban("2001:db8:2::/64", scope="collector")
+
+    result = waf.sync_waf()
+
+    assert (result.collector_v4.outcome, result.collector_v6.outcome) == ("synced", "skipped")
+    v4.refresh_from_db()
+    v6.refresh_from_db()
+    assert v4.waf_state == "synced"
+    assert (v6.waf_state, v6.waf_message) == (
+        "skipped",
+        "collector-only ban, enforced by the app only: WAF_COLLECTOR_IPSET_V6_ARN not set",
+    )
+    assert in_set(wafv2, ip_sets[6]) == set()
+
+
+def test_widening_a_collector_ban_moves_it_to_the_all_paths_set(wafv2, ip_sets, collector_sets):
+    ban_network(network="203.0.113.9", scope="collector")
+    waf.sync_waf()
+    assert in_set(wafv2, collector_sets[4]) == {"203.0.113.9/32"}
+
+    ban = ban_network(network="203.0.113.9", scope="all")
+    assert (ban.scope, ban.waf_state) == ("all", "pending")
+    result = waf.sync_waf()
+
+    assert in_set(wafv2, collector_sets[4]) == set()
+    assert in_set(wafv2, ip_sets[4]) == {"203.0.113.9/32"}
+    assert (result.v4.added, result.collector_v4.removed) == (1, 1)
+    ban.refresh_from_db()
+    assert ban.waf_state == "synced"
+
+
+def test_the_cap_and_our_own_validation_hold_for_the_collector_sets(wafv2, ip_sets, collector_sets, settings):
+    settings.WAF_MAX_ADDRESSES = 2
+    bans = [make_ban(f"203.0.113.{i}", minutes_ago=10 * i, scope="collector") for i in range(1, 5)]
+    everywhere = [make_ban(f"198.51.100.{i}", minutes_ago=10 * i) for i in range(1, 3)]
+    Ban.objects.bulk_create([Ban(network="203.0.113.5/24", version=4, scope="collector")])  # host bits set
+    spy = Spy(wafv2)
+
+    result = waf.sync_waf(client=spy)
+
+    assert in_set(wafv2, collector_sets[4]) == {"203.0.113.1/32", "203.0.113.2/32"}  # the newest two
+    assert in_set(wafv2, ip_sets[4]) == {"198.51.100.1/32", "198.51.100.2/32"}  # its own cap of 2
+    assert "203.0.113.5/24" not in spy.sent
+    assert result.over_cap == {"v4": 0, "v6": 0, "collector_v4": 2, "collector_v6": 0}
+    assert (result.collector_v4.invalid, result.collector_v4.addresses) == (1, 2)
+    for ban in bans + everywhere:
+        ban.refresh_from_db()
+    assert [ban.waf_state for ban in bans] == ["synced", "synced", "skipped", "skipped"]
+    assert bans[3].waf_message == "over the WAF cap of 2 addresses"
+    assert {ban.waf_state for ban in everywhere} == {"synced"}
+    assert Ban.objects.get(network="203.0.113.5/24").waf_message.startswith("invalid network: host bits set")
+
+
+def test_a_lock_conflict_on_a_collector_set_is_retried_with_a_fresh_token(wafv2, ip_sets, collector_sets):
+    ban = make_ban("203.0.113.9", scope="collector")
+    ref = waf.parse_ipset_arn(collector_sets[4])
+
+    class Racer(Spy):
+        raced = False
+
+        def update_ip_set(self, **kwargs: Any) -> Any:
+            if kwargs["Id"] == ref.id and not self.raced:
+                self.raced = True
+                token = self.client.get_ip_set(Name=ref.name, Scope=ref.scope, Id=ref.id)["LockToken"]
+                self.client.update_ip_set(
+                    Name=ref.name, Scope=ref.scope, Id=ref.id, Addresses=["192.0.2.99/32"], LockToken=token
+                )
+            return super().update_ip_set(**kwargs)
+
+    spy = Racer(wafv2)
+    result = waf.sync_waf(client=spy, sleep=Sleeps())
+
+    assert (result.collector_v4.outcome, result.collector_v4.attempts) == ("synced", 2)
+    assert len(set(spy.tokens)) == 2
+    assert in_set(wafv2, collector_sets[4]) == {"203.0.113.9/32"}
+    ban.refresh_from_db()
+    assert ban.waf_state == "synced"
+
+
+def test_a_failing_collector_set_marks_its_bans_failed_and_leaves_the_others(wafv2, ip_sets, collector_sets, settings):
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = collector_sets[4].rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    collector = make_ban("203.0.113.9", scope="collector")
+    everywhere = make_ban("198.51.100.7")
+
+    result = waf.sync_waf()
+
+    assert (result.v4.outcome, result.collector_v4.outcome) == ("synced", "failed")
+    assert result.failed
+    assert result.error.startswith("IPv4 collector: WAFNonexistentItemException")
+    collector.refresh_from_db()
+    everywhere.refresh_from_db()
+    assert collector.waf_state == "failed"
+    assert collector.waf_message.startswith("WAF sync failed: WAFNonexistentItemException")
+    assert everywhere.waf_state == "synced"
+
+
+def test_a_collector_set_of_the_wrong_family_is_refused_by_its_setting_name(wafv2, ip_sets, collector_sets, settings):
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = collector_sets[6]
+    make_ban("203.0.113.9", scope="collector")
+
+    result = waf.sync_waf()
+
+    assert result.collector_v4.outcome == "failed"
+    assert "holds IPV6 addresses but is configured as WAF_COLLECTOR_IPSET_V4_ARN" in result.collector_v4.error
+
+
+# --- 9. the web ACL rule for the collector sets -------------------------------------------------
+
+
+def test_the_collector_rule_is_accepted_by_the_wafv2_api(wafv2, ip_sets, collector_sets):
+    rule = waf.collector_rule([collector_sets[4], collector_sets[6]])
+    statements = rule["Statement"]["AndStatement"]["Statements"]
+    assert statements[0] == {
+        "OrStatement": {
+            "Statements": [
+                {"IPSetReferenceStatement": {"ARN": collector_sets[4]}},
+                {"IPSetReferenceStatement": {"ARN": collector_sets[6]}},
+            ]
+        }
+    }
+    paths = [s["ByteMatchStatement"] for s in statements[1]["OrStatement"]["Statements"]]
+    assert [(p["SearchString"], p["PositionalConstraint"], p["FieldToMatch"]) for p in paths] == [
+        ("/api/event", "EXACTLY", {"UriPath": {}}),
+        ("/script.js", "EXACTLY", {"UriPath": {}}),
+    ]
+    all_paths = [
+        {
+            "Name": f"fathom-bans-v{version}",
+            "Priority": index,
+            "Action": {"Block": {}},
+            "Statement": {"IPSetReferenceStatement": {"ARN": ip_sets[version]}},
+            "VisibilityConfig": {
+                "SampledRequestsEnabled": True,
+                "CloudWatchMetricsEnabled": True,
+                "MetricName": f"fathom-bans-v{version}",
+            },
+        }
+        for index, version in enumerate((4, 6))
+    ]
+    # botocore checks every statement against the WAFv2 API model before the call is made.
+    created = wafv2.create_web_acl(
+        Name="fathom",
+        Scope="REGIONAL",
+        DefaultAction={"Allow": {}},
+        Rules=[*all_paths, rule],
+        VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "fathom"},
+    )
+    acl = wafv2.get_web_acl(Name="fathom", Scope="REGIONAL", Id=created["Summary"]["Id"])["WebACL"]
+    assert [r["Name"] for r in acl["Rules"]] == ["fathom-bans-v4", "fathom-bans-v6", "fathom-collector-bans"]
+
+
+def test_the_collector_rule_with_one_set_references_it_directly():
+    rule = waf.collector_rule(["arn:aws:wafv2:us-east-1:1:regional/ipset/c4/1", ""])
+    first = rule["Statement"]["AndStatement"]["Statements"][0]
+    assert first == {"IPSetReferenceStatement": {"ARN": "arn:aws:wafv2:us-east-1:1:regional/ipset/c4/1"}}
+    with pytest.raises(waf.ConfigError, match="no collector IP set"):
+        waf.collector_rule(["", ""])
+
+
+def test_the_command_prints_the_collector_rule_for_the_configured_sets(settings, capsys):
+    import json
+
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/c4/1"
+    settings.WAF_COLLECTOR_IPSET_V6_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/c6/2"
+    call_command("sync_waf", "--collector-rule")
+    rule = json.loads(capsys.readouterr().out)
+    assert rule == waf.collector_rule([settings.WAF_COLLECTOR_IPSET_V4_ARN, settings.WAF_COLLECTOR_IPSET_V6_ARN])
+    assert not Ban.objects.exists()
+
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = settings.WAF_COLLECTOR_IPSET_V6_ARN = ""
+    with pytest.raises(CommandError, match="no collector IP set"):
+        call_command("sync_waf", "--collector-rule")

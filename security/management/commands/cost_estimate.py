@@ -57,7 +57,9 @@ class Command(BaseCommand):
         parser.add_argument("--worker-per-hit-ms", type=float, help="ms per hit in a worker batch")
         parser.add_argument("--command-ms", type=float, help="ms per scheduled command run")
         parser.add_argument("--waf", action="store_true", help="add a WAF web ACL to the month")
-        parser.add_argument("--waf-rules", type=float, help="rules in the web ACL (default 2)")
+        parser.add_argument(
+            "--waf-rules", type=float, help="rules in the web ACL (default 2, 3 with the collector IP sets)"
+        )
         parser.add_argument("--free-tier", action="store_true", help="subtract the always-free allowances")
         parser.add_argument("--attack-multiplier", type=float, help="attack traffic = this x the normal rate")
         parser.add_argument("--attack-hours", type=float, default=8.0, help="length of the attack (default 8)")
