@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 from celery import shared_task
-from django.db import DatabaseError
+from django.db import Error
 
 from collector.ingest import ingest_batch
 
@@ -12,10 +13,12 @@ log = logging.getLogger(__name__)
 
 
 def write_hits(hits: list[dict[str, Any]]) -> dict[str, int]:
-    """Write hits in one transaction: what ingest_hits runs, and what the Lambda worker runs once
-    for all the ingest messages of an SQS batch (fathom.lambda_sqs)."""
-    result = ingest_batch(hits)
-    return {"written": result.written, "duplicates": result.duplicates, "dropped": result.dropped}
+    """Write hits (one transaction when nothing is wrong): what ingest_hits runs, and what the
+    Lambda worker runs once for all the ingest messages of an SQS batch (fathom.lambda_sqs).
+
+    A hit that is invalid or cannot be written is dropped by ingest_batch (counted in "invalid"
+    or "poison", and in "dropped"), so it never fails its batch-mates; an outage raises."""
+    return asdict(ingest_batch(hits))
 
 
 def retry_countdown(retries: int) -> int:
@@ -26,10 +29,11 @@ def retry_countdown(retries: int) -> int:
 @shared_task(bind=True, acks_late=True, max_retries=200, ignore_result=True)
 def ingest_hits(self: Any, hits: list[dict[str, Any]]) -> dict[str, int]:
     """Write queued hits. Database outages are retried with backoff (the hits wait in the queue);
-    a hit that cannot be valid (deleted site, malformed) is dropped with a log line by ingest_batch."""
+    a hit that cannot be valid (deleted site, malformed) or cannot be written (poison) is dropped
+    with a log line by ingest_batch and the others are written, so it never causes a retry."""
     try:
         return write_hits(hits)
-    except DatabaseError as exc:
+    except Error as exc:  # DatabaseError or InterfaceError (connection closed): an outage
         if self.request.is_eager:
             raise
         countdown = retry_countdown(self.request.retries)

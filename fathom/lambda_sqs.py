@@ -6,7 +6,9 @@ The task name, id, eta and retry count are in the envelope's headers.
 
 - All `collector.tasks.ingest_hits` records of the batch are written together: one
   `write_hits` call, one transaction. Ingest is idempotent per hit id, so a redelivered message
-  counts once.
+  counts once. A hit that is invalid or that the database refuses (even alone) is dropped
+  inside `write_hits` with a log line naming its id, and its batch-mates are written: its
+  record is then done like the others (deleted, not delivered again).
 - Other tasks run one by one in this process, as a Celery worker would run them.
 - A message whose eta is in the future is not run: it is published again with SQS
   DelaySeconds = min(900, seconds left), same id, eta and retries (eta kept, so a delay longer
@@ -17,8 +19,9 @@ The task name, id, eta and retry count are in the envelope's headers.
 - Failures are returned as `batchItemFailures` (messageIds): an unreadable message, an unknown
   task, a task that raises, a task past max_retries, or a republish that failed. SQS delivers
   those again after the visibility timeout and, after the queue's maxReceiveCount, moves them
-  to its dead-letter queue. The ingest group failing for another reason is split into its
-  messages, so only the bad one fails.
+  to its dead-letter queue. The ingest group failing as a whole for another reason (not an
+  outage, not one hit's data: e.g. a missing table) is split into its messages, so only the
+  bad one fails.
 
 This relies on ReportBatchItemFailures being enabled on the event source mapping (Zappa does
 not set it; a post-deploy hook does). Without it Lambda ignores the list and deletes the whole

@@ -7,6 +7,8 @@
    that never completes the TCP handshake): the collector answers 503 with Retry-After within
    a bounded time instead of hanging.
 3. Privacy: nothing queued carries a client IP or a User-Agent.
+4. A poison hit among good ones: the worker's task writes the others and neither fails nor
+   retries (the other paths: test_poison.py, fathom/tests/test_lambda_sqs.py).
 
 On MariaDB the outage is real: the test's connection goes through a TCP proxy that is stopped
 (listener closed, connections dropped) and started again. SQLite has no server to take away, so
@@ -486,3 +488,56 @@ def test_unreachable_broker_gives_503_fast(
     with dead_broker() as url, celery_broker(url, settings):
         _assert_fails_fast(browser_client)
     assert Event.objects.count() == 0
+
+
+# -- 4. a poison hit among good ones -----------------------------------------------------------
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("poison", ["lone surrogate in the path", "a value the database refuses"])
+def test_the_worker_task_drops_a_poison_hit_writes_its_batch_mates_and_does_not_retry(
+    site: Any, redis_broker: Any, redis_url: str, poison: str, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from collector import ingest
+    from collector.tasks import ingest_hits
+
+    queue = redis.Redis.from_url(redis_url)
+    ip, agent = VISITORS[0]
+    body = {"n": "pageview", "u": "https://example.com/first", "d": "example.com"}
+    assert send(Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=agent), body).status_code == 202
+    (template,) = decoded(take_all(queue)[0])[1]
+    mates = [{**template, "id": f"{n:032x}", "p": f"/mate-{n}", "ts": template["ts"] + n} for n in (1, 2)]
+    poison_hit = {**template, "id": "poison-1", "p": "/poison"}
+    if poison == "lone surrogate in the path":
+        poison_hit["p"] = "/poison-\ud800"
+    else:  # the Event row of this hit gets a NULL hostname: every database refuses it
+        real_row = ingest.event_row
+        index = ingest.EVENT_COLUMNS.index("hostname")
+
+        def row(hit: dict[str, Any], **kwargs: Any) -> tuple:
+            values = real_row(hit, **kwargs)
+            return (*values[:index], None, *values[index + 1 :]) if hit["id"] == "poison-1" else values
+
+        monkeypatch.setattr(ingest, "event_row", row)
+    ingest_hits.apply_async(([mates[0], poison_hit, mates[1]],), argsrepr="<3 hits>")
+    (raw,) = take_all(queue)
+
+    failed, result = run_as_worker(raw)
+
+    assert not failed, result.traceback  # neither a failure nor a retry
+    assert (result["written"], result["dropped"]) == (2, 1)
+    assert queue.llen("ingest") == 0  # no retry was published
+    assert sorted(Event.objects.values_list("path", flat=True)) == ["/mate-1", "/mate-2"]
+    assert HourlyTotal.objects.aggregate(n=Sum("pageviews"))["n"] == 2
+    assert "poison-1" in caplog.text
+    assert "/poison" not in caplog.text
+    assert "\\ud800" not in caplog.text
+
+    # The next message is written as usual.
+    ingest_hits.apply_async(([{**template, "id": f"{3:032x}", "p": "/next", "ts": template["ts"] + 3}],))
+    (raw,) = take_all(queue)
+    failed, result = run_as_worker(raw)
+    assert not failed
+    assert result["written"] == 1
+    assert Event.objects.count() == 3

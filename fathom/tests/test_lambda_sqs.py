@@ -180,6 +180,14 @@ def ingest_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.fixture
+def tasks_loaded() -> None:
+    """Load the tasks the way the handler's first call does, before the test runs: Celery's Django
+    fixup then runs django.setup(), whose logging config replaces the root handlers, and with them
+    the handler caplog installed for the test (its log lines would be lost when run alone)."""
+    lambda_sqs._import_tasks()
+
+
 # --- ingest: one transaction per batch --------------------------------------------------------------
 
 
@@ -232,7 +240,7 @@ def test_a_duplicate_delivery_counts_once(browser_client, site, sqs):
 # --- poison messages and failing tasks ---------------------------------------------------------------
 
 
-def test_poison_messages_are_reported_alone_and_the_rest_is_written(browser_client, site, sqs, caplog):
+def test_poison_messages_are_reported_alone_and_the_rest_is_written(browser_client, site, sqs, tasks_loaded, caplog):
     post_hits(browser_client, site, ["/a", "/b"])
     app.send_task("no.such.task", args=[1], queue="ingest")
     sqs.client.send_message(QueueUrl=sqs.urls["ingest"], MessageBody=base64.b64encode(os.urandom(48)).decode())
@@ -603,3 +611,59 @@ def test_redis_keeps_its_socket_timeouts():
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"socket_connect_timeout": 1.0, "socket_timeout": 1.0, "max_retries": 0}
+
+
+# --- a poison hit among good ones ---------------------------------------------------------------------
+
+
+def test_a_poison_hit_is_dropped_and_its_record_is_done_with_its_batch_mates_written(
+    browser_client, site, sqs, monkeypatch, tasks_loaded, caplog
+):
+    from collector import ingest
+    from collector.tasks import ingest_hits
+
+    post_hits(browser_client, site, ["/a"])
+    first = sqs.receive("ingest")
+    template = envelope(first[0]["Body"])["args"][0][0]
+
+    def hit(number: int, path: str, **changes: Any) -> dict[str, Any]:
+        return {
+            **template,
+            "id": f"{number:032x}",
+            "p": path,
+            "vid": template["vid"] + number,
+            "ts": template["ts"] + number,
+            **changes,
+        }
+
+    # A lone surrogate (the collector let it through, or another producer queued it) ...
+    ingest_hits.apply_async(([hit(1, "/m1"), hit(2, "/x", id="poison-1", n="s3cr3t\ud800"), hit(3, "/m3")],))
+    # ... and a hit the database refuses: its Event row gets a NULL hostname on the way.
+    ingest_hits.apply_async(([hit(4, "/m4"), hit(5, "/y", id="poison-2")],))
+    real_row = ingest.event_row
+    index = ingest.EVENT_COLUMNS.index("hostname")
+
+    def row(hit: dict[str, Any], **kwargs: Any) -> tuple:
+        values = real_row(hit, **kwargs)
+        return (*values[:index], None, *values[index + 1 :]) if hit["id"] == "poison-2" else values
+
+    monkeypatch.setattr(ingest, "event_row", row)
+    post_hits(browser_client, site, ["/b"])
+    messages = first + sqs.receive("ingest")
+    assert len(messages) == 4
+    sent_before = len(sqs.sent)
+
+    assert handler(sqs.event(messages), None) == {"batchItemFailures": []}  # every record is done
+
+    assert sorted(Event.objects.values_list("path", flat=True)) == ["/a", "/b", "/m1", "/m3", "/m4"]
+    assert HourlyTotal.objects.get().pageviews == 5
+    assert len(sqs.sent) == sent_before  # nothing republished: no retry
+    assert "'poison-1'" in caplog.text
+    assert "'poison-2'" in caplog.text
+    assert "s3cr3t" not in caplog.text
+    assert "\\ud800" not in caplog.text
+
+    # The next batch is written as usual.
+    post_hits(browser_client, site, ["/c"])
+    assert handler(sqs.event(sqs.receive("ingest")), None) == {"batchItemFailures": []}
+    assert HourlyTotal.objects.get().pageviews == 6

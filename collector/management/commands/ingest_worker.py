@@ -4,6 +4,9 @@ A Celery worker runs one task, so one transaction, per queued hit: about 100 hit
 This command takes up to --batch queued messages at a time (waiting at most --wait seconds to
 fill a batch), writes them with one ingest_batch call (one transaction, one upsert per rollup
 key) and acknowledges them after the commit. A redelivered message counts once (hit ids).
+A hit that is invalid or cannot be written is dropped by ingest_batch and its batch-mates are
+written: its message is acknowledged with theirs. A batch that fails as a whole (an outage)
+goes back to the queue and the loop waits (1 s, doubling up to a minute) before the next one.
 Run it instead of a Celery worker on the `ingest` queue; Celery workers keep `default`. On
 Lambda the SQS handler does the same grouping.
 """
@@ -16,14 +19,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DatabaseError, close_old_connections
+from django.db import Error, close_old_connections
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu.exceptions import DecodeError
 
-from collector.ingest import ingest_batch
+from collector.ingest import describe, ingest_batch
 
 log = logging.getLogger(__name__)
 TASK_NAME = "collector.tasks.ingest_hits"
+
+
+class BatchFailed(Exception):
+    """ingest_batch raised something other than a database error for a whole batch (a bug, not
+    a hit: those are dropped inside); its messages are back in the queue."""
 
 
 def hits_of(message: Any) -> list[dict[str, Any]] | None:
@@ -88,13 +96,13 @@ def drain_once(consumer: BatchConsumer, batch: int, wait: float) -> tuple[int, i
     close_old_connections()
     try:
         result = ingest_batch(hits)
-    except DatabaseError as exc:
-        log.warning(
-            "ingest worker: database error %s, %d messages back to the queue", type(exc).__name__, len(messages)
-        )
+    except Exception as exc:
+        log.warning("ingest worker: batch failed (%s), %d messages back to the queue", describe(exc), len(messages))
         for message in messages:
             message.requeue()
-        raise
+        if isinstance(exc, Error):  # a database error (DatabaseError, InterfaceError): an outage
+            raise
+        raise BatchFailed(describe(exc)) from exc
     for message in messages:
         message.ack()
     return len(messages), result.written
@@ -120,7 +128,7 @@ class Command(BaseCommand):
                     try:
                         taken, written = drain_once(consumer, batch, wait)
                         backoff = 1.0
-                    except DatabaseError:
+                    except (Error, BatchFailed):
                         if once:
                             raise
                         time.sleep(backoff)
