@@ -68,6 +68,9 @@ def _strip_www(host: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
+MAX_FAMILY = 60  # Event.browser / Event.os
+
+
 @functools.lru_cache(maxsize=20_000)
 def parse_agent(user_agent: str) -> Agent:
     if not user_agent or len(user_agent) < 10:
@@ -93,6 +96,9 @@ def parse_agent(user_agent: str) -> Agent:
         device = "Mobile"
     else:
         device = "Desktop"
+    # Some of ua-parser's rules copy a piece of the User-Agent into the family name: a crafted
+    # header could make it longer than the browser and OS columns (60), which the worker refuses.
+    browser, os_name = browser[:MAX_FAMILY], os_name[:MAX_FAMILY]
     return Agent(browser if browser != "Other" else "", os_name if os_name != "Other" else "", device, False)
 
 

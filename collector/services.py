@@ -115,5 +115,6 @@ def enqueue_hits(hits: list[dict[str, Any]]) -> None:
         log.warning("ingest inline failed: %s", type(exc).__name__)
         raise BrokerUnavailable from exc
     except Exception as exc:  # kombu/redis/boto errors and socket timeouts: the broker is unreachable
-        log.warning("broker unavailable: %s: %s", type(exc).__name__, exc)
+        # The type only: an exception's text could quote what it was given (in inline mode, the hits).
+        log.warning("broker unavailable: %s", type(exc).__name__)
         raise BrokerUnavailable from exc

@@ -636,3 +636,28 @@ def test_an_unexpected_parsing_error_is_a_400_counted_and_logged_without_the_bod
     assert "RuntimeError" in lines[0]
     assert "secret-body-text" not in caplog.text
     assert "203.0.113.10" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_browser_name_longer_than_its_column_is_cut_before_it_is_queued(site, monkeypatch, redis_broker):
+    # Some ua-parser rules copy part of the User-Agent into the family: a crafted header could
+    # make a name the worker's 60-character column refuses.
+    from types import SimpleNamespace
+
+    from collector import enrich
+
+    long_family = SimpleNamespace(
+        user_agent=SimpleNamespace(family="B" * 300), os=SimpleNamespace(family="O" * 300), device=None
+    )
+    monkeypatch.setattr(enrich, "parse_ua", lambda _ua: long_family)
+    enrich.parse_agent.cache_clear()
+    try:
+        client = Client(HTTP_USER_AGENT="Mozilla/5.0 (crafted) " + "x" * 40, REMOTE_ADDR="203.0.113.77")
+        response = send(client, {"n": "pageview", "u": "https://example.com/", "d": "example.com"})
+    finally:
+        enrich.parse_agent.cache_clear()
+    assert response.status_code == 202
+    (message,) = redis_broker()
+    (hit,) = message["args"][0]
+    assert hit["b"] == "B" * 60
+    assert hit["os"] == "O" * 60

@@ -150,10 +150,8 @@ REFUSED: dict[str, tuple[str, Any, dict[str, str]]] = {
 
 
 def refuse(monkeypatch: pytest.MonkeyPatch, hit_id: str, kind: str) -> None:
-    """Alter one hit's Event row on its way to the database (skip where the database stores it)."""
-    column, value, raised = REFUSED[kind]
-    if connection.vendor not in raised:
-        pytest.skip(f"{connection.vendor} stores it")
+    """Alter one hit's Event row on its way to the database."""
+    column, value, _raised = REFUSED[kind]
     index = ingest.EVENT_COLUMNS.index(column)
     real = ingest.event_row
 
@@ -282,8 +280,13 @@ def test_something_that_is_not_a_hit_is_dropped(site, kind, caplog):
     assert_one_line_naming(caplog, None)
 
 
+# Only what this run's database refuses (SQLite stores the last three as they are): chosen when the
+# tests are collected, so no case is skipped.
+REFUSED_HERE = [kind for kind, (_, _, raised) in REFUSED.items() if connection.vendor in raised]
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("kind", list(REFUSED))
+@pytest.mark.parametrize("kind", REFUSED_HERE)
 def test_a_hit_the_database_refuses_is_isolated_and_the_rest_written_once(site, kind, monkeypatch, caplog):
     refuse(monkeypatch, "poison-99", kind)
     goods = [good(site, n) for n in range(1, 10)]
