@@ -3,12 +3,16 @@
 Each view parses its query parameters, calls one selector and shapes the answer. Errors are
 always `{"error": "..."}`: 400 bad parameters, 401 missing / unknown / revoked key, 404 unknown
 site or a site the caller may not read (the two are indistinguishable on purpose), 429 over
-the per-key rate limit (with Retry-After). No parameter makes a 5xx: a value is checked before any
+the rate limit (with Retry-After). No parameter makes a 5xx: a value is checked before any
 query runs (periods.InvalidParameter, whose message is shown), a parameter an endpoint reads
 may be given once only, and filters are capped (selectors.MAX_FILTERS and friends) so that no
 query string builds an unbounded SQL statement.
 
 Authentication: `Authorization: Bearer <key>` (see dashboard.api_keys), or a signed-in session.
+Rate limit: settings.API_RATE per user (default 600/h), shared by all of that user's keys and
+their signed-in session, so that minting more keys buys no more requests. Fails open when the
+cache is down (read-only answers, unlike a password check). Shared links are limited apart, per
+address and link (dashboard/views/stats/share.py).
 """
 
 from __future__ import annotations
@@ -162,10 +166,10 @@ class StatsView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and permission
-        if isinstance(request.auth, ApiKey):
-            limited = check_limit(request, "api-key", request.auth.prefix, settings.API_RATE, fail_open=True)
-            if limited:
-                raise RateLimited(limited)
+        # One quota per person: every key of theirs and their session count together.
+        limited = check_limit(request, "stats-api-user", str(request.user.pk), settings.API_RATE, fail_open=True)
+        if limited:
+            raise RateLimited(limited)
 
     def get(self, request: Request) -> Response:
         repeated = [name for name in self.parameters if len(request.query_params.getlist(name)) > 1]

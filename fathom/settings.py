@@ -254,7 +254,7 @@ COLLECTOR_SITE_RATE = env("COLLECTOR_SITE_RATE", "300/m")  # per (IP, site)
 # POSTs to these paths are rate limited per IP and per username (sign-in, sign-up, reset emails).
 LOGIN_PATHS = env_list("LOGIN_PATHS", "/admin/login/,/accounts/login/,/accounts/signup/,/accounts/password_reset/")
 LOGIN_RATE = env("LOGIN_RATE", "10/m")  # per IP, and the same per username
-API_RATE = env("API_RATE", "600/h")  # per Stats API key
+API_RATE = env("API_RATE", "600/h")  # per user: all their Stats API keys and their session
 SHARE_RATE = env("SHARE_RATE", "60/m")  # per IP: filtered shared dashboards and shared exports (raw scans)
 # A human reading pages sends a few hits a minute; past this many per minute from one IP is a flag.
 DETECT_HUMAN_MAX_PER_MINUTE = env_int("DETECT_HUMAN_MAX_PER_MINUTE", 40)
