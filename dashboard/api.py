@@ -3,17 +3,27 @@
 Each view parses its query parameters, calls one selector and shapes the answer. Errors are
 always `{"error": "..."}`: 400 bad parameters, 401 missing / unknown / revoked key, 404 unknown
 site or a site the caller may not read (the two are indistinguishable on purpose), 429 over
-the per-key rate limit (with Retry-After).
+the rate limit (with Retry-After). No parameter makes a 5xx: a value is checked before any
+query runs (periods.InvalidParameter, whose message is shown), a parameter an endpoint reads
+may be given once only, and filters are capped (selectors.MAX_FILTERS and friends) so that no
+query string builds an unbounded SQL statement.
 
 Authentication: `Authorization: Bearer <key>` (see dashboard.api_keys), or a signed-in session.
+Rate limit: settings.API_RATE per user (default 600/h), shared by all of that user's keys and
+their signed-in session, so that minting more keys buys no more requests. Fails open when the
+cache is down (read-only answers, unlike a password check). Shared links are limited apart, per
+address and link (dashboard/views/stats/share.py).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpResponse
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.exceptions import APIException, AuthenticationFailed, ValidationError
@@ -27,12 +37,18 @@ from rest_framework.views import APIView
 from dashboard import api_schema, selectors
 from dashboard.api_keys import apikey_find, apikey_touch
 from dashboard.models import ApiKey, Site
-from dashboard.periods import Period, parse_period
+from dashboard.periods import InvalidParameter, Period, parse_period, quoted
 from security.guards import Limited, check_limit, too_many
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 MAX_PAGE = 100_000  # keeps the SQL offset a sane number
+# What a key can be made of (dashboard.api_keys: fk_ + URL-safe base64); anything else is no key,
+# and is never hashed (a lone surrogate cannot even be encoded).
+_KEY_CHARS = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²' and '٣'
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -50,6 +66,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         token = token.strip()
         if not token or " " in token:
             raise AuthenticationFailed("invalid Authorization header: expected 'Bearer <api key>'")
+        if not _KEY_CHARS.fullmatch(token):
+            raise AuthenticationFailed("invalid API key")
         key = apikey_find(token)
         if key is None or not key.user.is_active:
             raise AuthenticationFailed("invalid API key")
@@ -87,6 +105,8 @@ def error_response(exc: Exception, context: dict[str, Any]) -> HttpResponse | No
         return too_many(exc.limited)
     if isinstance(exc, Http404):
         return Response({"error": str(exc) or "not found"}, status=404)
+    if isinstance(exc, SuspiciousOperation):  # e.g. more query parameters than Django parses
+        return Response({"error": "invalid request: too many or malformed query parameters"}, status=400)
     if not isinstance(exc, APIException):
         return None
     detail = exc.detail
@@ -116,18 +136,18 @@ class Query:
         return parse_period(self.get("period") or None, self.get("date") or None, self.site.tz)
 
     def limit_and_page(self) -> tuple[int, int]:
-        limit = _positive(self.get("limit") or str(DEFAULT_LIMIT), "limit")
-        if limit > MAX_LIMIT:
-            raise ValueError(f"limit must be at most {MAX_LIMIT}")
-        page = _positive(self.get("page") or "1", "page")
-        if page > MAX_PAGE:
-            raise ValueError(f"page must be at most {MAX_PAGE}")
+        limit = _positive(self.get("limit") or str(DEFAULT_LIMIT), "limit", MAX_LIMIT)
+        page = _positive(self.get("page") or "1", "page", MAX_PAGE)
         return limit, page
 
 
-def _positive(text: str, name: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name} must be a positive integer")
+def _positive(text: str, name: str, maximum: int) -> int:
+    """ASCII digits -> 1..maximum, or InvalidParameter (never Python's own words about int())."""
+    if not _DIGITS.fullmatch(text) or not text.strip("0"):
+        raise InvalidParameter(f"{name} must be a positive integer")
+    # Compared as text first: int() refuses strings of more than 4,300 digits.
+    if len(text.lstrip("0")) > len(str(maximum)) or int(text) > maximum:
+        raise InvalidParameter(f"{name} must be at most {maximum}")
     return int(text)
 
 
@@ -138,39 +158,51 @@ class StatsView(APIView):
     content_negotiation_class = _JSONOnly
     throttle_classes = ()
     http_method_names = ["get", "head"]
+    # The query parameters the endpoint reads; others are ignored (as Plausible does).
+    parameters: tuple[str, ...] = ("site_id",)
 
     def get_exception_handler(self) -> Any:
         return error_response
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authentication and permission
-        if isinstance(request.auth, ApiKey):
-            limited = check_limit(request, "api-key", request.auth.prefix, settings.API_RATE, fail_open=True)
-            if limited:
-                raise RateLimited(limited)
+        # One quota per person: every key of theirs and their session count together.
+        limited = check_limit(request, "stats-api-user", str(request.user.pk), settings.API_RATE, fail_open=True)
+        if limited:
+            raise RateLimited(limited)
 
     def get(self, request: Request) -> Response:
+        repeated = [name for name in self.parameters if len(request.query_params.getlist(name)) > 1]
+        if repeated:
+            raise BadRequest(f"{repeated[0]} must be given once")
         site_id = request.query_params.get("site_id", "").strip()
         if not site_id:
             raise BadRequest("site_id is required")
         site = selectors.site_by_id(site_id)
         if site is None or not selectors.user_can_view(request.user, site):
-            raise Http404(f"site {site_id!r} not found")
-        query = Query(site=site, params=request.query_params.dict())
+            raise Http404(f"site {quoted(site_id)} not found")
+        params = {name: request.query_params[name] for name in self.parameters if name in request.query_params}
+        query = Query(site=site, params=params)
         try:
             answer = self.parse(query)
-        except ValueError as exc:
+        except InvalidParameter as exc:
             raise BadRequest(str(exc))
+        except ValueError:
+            # A check that failed in a way nobody planned: a bug. Its words stay in the log.
+            log.exception("stats api: a parameter check failed unexpectedly")
+            raise BadRequest("invalid parameters")
         return Response(answer())
 
     def parse(self, query: Query) -> Any:
-        """Validate the parameters (ValueError -> 400); return a function running the query."""
+        """Validate the parameters (InvalidParameter -> 400); return a function running the query."""
         raise NotImplementedError
 
 
 @api_schema.realtime_visitors_schema
 class RealtimeVisitors(StatsView):
     """GET realtime/visitors?site_id= -> 3 (visitors in the last 5 minutes)."""
+
+    parameters = ("site_id",)
 
     def parse(self, query: Query) -> Any:
         return lambda: selectors.realtime_visitors(query.site)
@@ -181,13 +213,15 @@ class Aggregate(StatsView):
     """GET aggregate?site_id=&period=&date=&metrics=&filters=&compare=previous_period
     -> {"results": {"visitors": {"value": 4, "change": 100}, ...}} ("change" only when compared)."""
 
+    parameters = ("site_id", "period", "date", "metrics", "filters", "compare")
+
     def parse(self, query: Query) -> Any:
         period = query.period()
         metrics = selectors.check_metrics(query.get("metrics"))
         filters = selectors.parse_filters(query.get("filters"))
         compare = query.get("compare")
         if compare not in ("", "previous_period"):
-            raise ValueError(f"unknown compare {compare!r}: only previous_period is supported")
+            raise InvalidParameter(f"unknown compare {quoted(compare)}: only previous_period is supported")
         if compare:
             return lambda: {"results": selectors.aggregate_compared(query.site, period, metrics, filters)}
 
@@ -203,6 +237,8 @@ class Timeseries(StatsView):
     """GET timeseries?site_id=&period=&date=&metrics=&filters=&interval=hour|date|month
     -> {"results": [{"date": "2026-11-20", "visitors": 4}, ...]}, every bucket present."""
 
+    parameters = ("site_id", "period", "date", "metrics", "filters", "interval")
+
     def parse(self, query: Query) -> Any:
         period = query.period()
         metrics = selectors.check_metrics(query.get("metrics"))
@@ -215,6 +251,8 @@ class Timeseries(StatsView):
 class Breakdown(StatsView):
     """GET breakdown?site_id=&period=&date=&property=&metrics=&filters=&limit=&page=
     -> {"results": [{"page": "/", "visitors": 4}, ...]}, by visitors then value."""
+
+    parameters = ("site_id", "period", "date", "property", "metrics", "filters", "limit", "page")
 
     def parse(self, query: Query) -> Any:
         period = query.period()

@@ -21,8 +21,15 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from dashboard.periods import DEFAULT_PERIOD, INTERVALS, PERIODS
-from dashboard.selectors import DEFAULT_METRICS, METRICS, PROPERTIES
+from dashboard.periods import DEFAULT_PERIOD, INTERVALS, MAX_RANGE_DAYS, MAX_YEAR, MIN_YEAR, PERIODS
+from dashboard.selectors import (
+    DEFAULT_METRICS,
+    MAX_FILTER_VALUES,
+    MAX_FILTERS,
+    MAX_VALUE_CHARS,
+    METRICS,
+    PROPERTIES,
+)
 
 # Keep in step with dashboard/api.py (a test checks the numbers against the views' answers).
 DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE = 100, 1000, 100_000
@@ -203,7 +210,8 @@ DATE = OpenApiParameter(
     str,
     description=(
         "`YYYY-MM-DD`, the day the period ends on or holds (default: today in the site's time "
-        "zone); with period=custom the range `YYYY-MM-DD,YYYY-MM-DD`."
+        f"zone); with period=custom the range `YYYY-MM-DD,YYYY-MM-DD`, at most {MAX_RANGE_DAYS} days "
+        f"(about four years). Years {MIN_YEAR} to {MAX_YEAR}; ASCII digits only."
     ),
     examples=[
         OpenApiExample("A day", value="2026-11-20"),
@@ -232,7 +240,9 @@ FILTERS = OpenApiParameter(
         "`property==value` or `property!=value`, several joined by `;` (all must match); `|` "
         "separates alternatives inside a value (`\\|` for a literal bar). Properties: "
         + ", ".join(f"`{name}`" for name in PROPERTIES)
-        + ". Filtered queries read raw events and are slower than unfiltered ones."
+        + f". At most {MAX_FILTERS} filters, {MAX_FILTER_VALUES} alternatives in one filter, and values of "
+        f"1 to {MAX_VALUE_CHARS} characters; more is a 400. "
+        "Filtered queries read raw events and are slower than unfiltered ones."
     ),
     examples=[
         OpenApiExample("One source", value="visit:source==Google"),
@@ -288,7 +298,7 @@ def _error(description: str, name: str, example: str) -> OpenApiResponse:
 
 ERRORS: dict[int, OpenApiResponse] = {
     400: _error(
-        "A missing or invalid parameter.",
+        "A missing or invalid parameter, or a parameter given more than once.",
         "Unknown metric",
         "unknown metric 'sessions': use any of " + ", ".join(METRICS),
     ),
@@ -299,7 +309,10 @@ ERRORS: dict[int, OpenApiResponse] = {
         "site 'example.org' not found",
     ),
     429: _error(
-        "Over the per-key rate limit; retry after `Retry-After` seconds.", "Rate limited", "rate limited, retry later"
+        "Over the rate limit (`API_RATE` per user: all of a user's keys and their session share it); "
+        "retry after `Retry-After` seconds.",
+        "Rate limited",
+        "rate limited, retry later",
     ),
 }
 RETRY_AFTER = OpenApiParameter(
@@ -311,7 +324,8 @@ RETRY_AFTER = OpenApiParameter(
 )
 AUTH_NOTE = (
     '\n\nAuthenticate with `Authorization: Bearer <api key>`. Errors are `{"error": "..."}` '
-    "with status 400 (bad parameter), 401 (no or bad key), 404 (unknown site) or 429 (rate limited)."
+    "with status 400 (bad parameter), 401 (no or bad key), 404 (unknown site) or 429 (rate limited: "
+    "one quota per user, whichever key or session they use)."
 )
 
 

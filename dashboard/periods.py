@@ -10,7 +10,10 @@ shapes follow Plausible's Stats API v1:
 - 12mo    the 12 calendar months ending with the month of `date`
 - custom  `date=YYYY-MM-DD,YYYY-MM-DD`, both inclusive
 
-Bad input raises ValueError with a message fit to show an API client.
+Bad input raises InvalidParameter (a ValueError) with a message fit to show an API client or a
+person; `quoted` shows what they sent in it, cut short. Dates are ASCII `YYYY-MM-DD` with a year
+from MIN_YEAR to MAX_YEAR, and a custom range is at most MAX_RANGE_DAYS days (about four years):
+far enough for any real question, and far from the limits of date arithmetic and of the database.
 
 A period still in progress can be cut (Period.cutoff: the last local day and hour counted) so
 that it compares fairly with the same amount of time in the previous period; see
@@ -34,7 +37,24 @@ HOUR_INTERVAL_MAX_DAYS = 31
 # A custom range longer than this is a typo (or an attempt to make the server work for nothing).
 MAX_RANGE_DAYS = 3 * 366 + 365
 MIN_YEAR, MAX_YEAR = 1970, 2999  # keeps date arithmetic far from datetime's limits
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only: \d would also take other scripts' digits (Arabic-Indic, fullwidth, ...).
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# How much of a bad value an error message repeats.
+QUOTE_CHARS = 60
+
+
+class InvalidParameter(ValueError):
+    """A query parameter the client got wrong. Its message says what, fit to show them (the
+    Stats API's 400 error, the dashboard's 400 page); any other ValueError is a bug, and its
+    message (Python's words) is never shown."""
+
+
+def quoted(value: str) -> str:
+    """`value` quoted for an error message, escaped (control characters show as \\x00) and
+    cut to QUOTE_CHARS characters, so that a megabyte of input is not echoed back."""
+    if len(value) > QUOTE_CHARS:
+        return repr(value[:QUOTE_CHARS]) + "\N{HORIZONTAL ELLIPSIS}"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -105,9 +125,9 @@ class Period:
         if interval in (None, ""):
             return self.default_interval
         if interval not in INTERVALS:
-            raise ValueError(f"unknown interval {interval!r}: use one of {', '.join(INTERVALS)}")
+            raise InvalidParameter(f"unknown interval {quoted(interval)}: use one of {', '.join(INTERVALS)}")
         if interval == "hour" and self.days > HOUR_INTERVAL_MAX_DAYS:
-            raise ValueError(f"interval 'hour' is limited to periods of {HOUR_INTERVAL_MAX_DAYS} days or fewer")
+            raise InvalidParameter(f"interval 'hour' is limited to periods of {HOUR_INTERVAL_MAX_DAYS} days or fewer")
         return interval
 
 
@@ -139,15 +159,15 @@ def local_midnight(day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime:
 def parse_date(text: str) -> dt.date:
     text = text.strip()
     # fromisoformat alone would also take "20261120" and "2026-W47-5".
-    if not _DATE.match(text):
-        raise ValueError(f"invalid date {text!r}: expected YYYY-MM-DD")
+    if not _DATE.fullmatch(text):
+        raise InvalidParameter(f"invalid date {quoted(text)}: expected YYYY-MM-DD")
+    # The year first: datetime knows no year 0 and would call 0000-01-01 "no such day".
+    if not MIN_YEAR <= int(text[:4]) <= MAX_YEAR:
+        raise InvalidParameter(f"invalid date {quoted(text)}: the year must be between {MIN_YEAR} and {MAX_YEAR}")
     try:
-        day = dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"invalid date {text!r}: no such day")
-    if not MIN_YEAR <= day.year <= MAX_YEAR:
-        raise ValueError(f"invalid date {text!r}: the year must be between {MIN_YEAR} and {MAX_YEAR}")
-    return day
+        raise InvalidParameter(f"invalid date {quoted(text)}: no such day") from None
 
 
 def month_start(day: dt.date, months: int = 0) -> dt.date:
@@ -166,7 +186,7 @@ def parse_period(
     """`period` and `date` as sent by an API client -> Period (see the module docstring)."""
     period = (period or DEFAULT_PERIOD).strip()
     if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r}: use one of {', '.join(PERIODS)}")
+        raise InvalidParameter(f"unknown period {quoted(period)}: use one of {', '.join(PERIODS)}")
     if today is None:
         today = local_now(tz).date()
     date = (date or "").strip()
@@ -174,16 +194,16 @@ def parse_period(
     if period == "custom":
         parts = date.split(",")
         if len(parts) != 2 or not all(p.strip() for p in parts):
-            raise ValueError("period 'custom' needs date=YYYY-MM-DD,YYYY-MM-DD")
+            raise InvalidParameter("period 'custom' needs date=YYYY-MM-DD,YYYY-MM-DD")
         start, end = parse_date(parts[0]), parse_date(parts[1])
         if end < start:
-            raise ValueError(f"invalid date range {date!r}: the end is before the start")
+            raise InvalidParameter(f"invalid date range {quoted(date)}: the end is before the start")
         if (end - start).days + 1 > MAX_RANGE_DAYS:
-            raise ValueError(f"invalid date range {date!r}: at most {MAX_RANGE_DAYS} days")
+            raise InvalidParameter(f"invalid date range {quoted(date)}: at most {MAX_RANGE_DAYS} days")
         return Period(start=start, end=end, tz=tz)
 
     if "," in date:
-        raise ValueError(f"a date range is only valid with period 'custom' (got date={date!r})")
+        raise InvalidParameter(f"a date range is only valid with period 'custom' (got date={quoted(date)})")
     anchor = parse_date(date) if date else today
     if period == "day":
         return Period(start=anchor, end=anchor, tz=tz)

@@ -79,7 +79,7 @@ from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, Mont
 from collector.payload import ENGAGEMENT
 from dashboard import access, periods
 from dashboard.models import Site, normalize_domain
-from dashboard.periods import Period, compared_periods, local_midnight, month_start
+from dashboard.periods import InvalidParameter, Period, compared_periods, local_midnight, month_start, quoted
 
 PAGEVIEW = "pageview"
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
@@ -169,16 +169,23 @@ def site_by_id(site_id: str) -> Site | None:
     site_id = (site_id or "").strip()
     if not site_id:
         return None
-    return Site.objects.filter(Q(public_id=site_id) | Q(domain=normalize_domain(site_id))).first()
+    domain = normalize_domain(site_id)
+    # Compared again here, exactly: MySQL's collation also matches a public id in lower case,
+    # a domain in fullwidth letters, or one with a trailing NUL or a zero-width space.
+    for site in Site.objects.filter(Q(public_id=site_id) | Q(domain=domain))[:2]:
+        if site.public_id == site_id or site.domain == domain:
+            return site
+    return None
 
 
 # -- parsing ----------------------------------------------------------------------------------
+# Bad input raises periods.InvalidParameter, whose message is shown to the client.
 
 
 def check_metrics(
     metrics: Iterable[str] | str | None, prop: Property | None = None, *, internal: bool = False
 ) -> tuple[str, ...]:
-    """A comma list or sequence of metric names -> a tuple without duplicates, or ValueError.
+    """A comma list or sequence of metric names -> a tuple without duplicates, or InvalidParameter.
     `internal` also accepts the property's internal metrics (the dashboard's, not the API's)."""
     if metrics is None or metrics == "":
         metrics = DEFAULT_METRICS
@@ -190,9 +197,9 @@ def check_metrics(
         if metric in extra:
             pass
         elif metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}: use any of {', '.join(METRICS)}")
+            raise InvalidParameter(f"unknown metric {quoted(metric)}: use any of {', '.join(METRICS)}")
         elif prop is not None and metric not in prop.metrics:
-            raise ValueError(f"metric {metric!r} is not available with property {prop.name!r}")
+            raise InvalidParameter(f"metric {metric!r} is not available with property {prop.name!r}")
         if metric not in result:
             result.append(metric)
     return tuple(result)
@@ -202,8 +209,8 @@ def check_property(name: str | None) -> Property:
     prop = PROPERTIES.get((name or "").strip())
     if prop is None:
         if not name:
-            raise ValueError("property is required")
-        raise ValueError(f"unknown property {name!r}: use one of {', '.join(PROPERTIES)}")
+            raise InvalidParameter("property is required")
+        raise InvalidParameter(f"unknown property {quoted(name)}: use one of {', '.join(PROPERTIES)}")
     return prop
 
 
@@ -224,25 +231,38 @@ class Filter:
         return rows.filter(**{f"{column}__in": self.values, f"{exact}__in": self.values})
 
 
+# Every filter is a condition, and every alternative two SQL parameters: the caps keep any query
+# small (without them 250 filters overflow SQLite's expression tree, and MySQL takes them all).
+MAX_FILTERS = 10
+MAX_FILTER_VALUES = 100  # alternatives (`a|b|c`) in one filter
+MAX_VALUE_CHARS = 2000  # a value's length: as long as the longest URL the collector keeps
 _FILTER = re.compile(r"^\s*([a-z_]+:[a-z_]+)\s*(==|!=)(.*)$", re.DOTALL)
+_ALTERNATIVES = re.compile(r"(?<!\\)\|")  # a bar not escaped as \|
 
 
 def parse_filters(text: str | None) -> list[Filter]:
-    """`visit:source==Google;event:page==/pricing|/plans` -> [Filter, ...], or ValueError."""
+    """`visit:source==Google;event:page==/pricing|/plans` -> [Filter, ...], or InvalidParameter.
+    At most MAX_FILTERS filters of at most MAX_FILTER_VALUES values of 1 to MAX_VALUE_CHARS characters."""
     filters: list[Filter] = []
     for part in (text or "").split(";"):
         if not part.strip():
             continue
+        if len(filters) == MAX_FILTERS:
+            raise InvalidParameter(f"at most {MAX_FILTERS} filters at a time")
         match = _FILTER.match(part)
+        shown = quoted(part.strip())
         if match is None:
-            raise ValueError(f"invalid filter {part.strip()!r}: expected property==value or property!=value")
+            raise InvalidParameter(f"invalid filter {shown}: expected property==value or property!=value")
         name, operator, raw = match.groups()
         prop = PROPERTIES.get(name)
         if prop is None:
-            raise ValueError(f"unknown filter property {name!r}: use one of {', '.join(PROPERTIES)}")
-        values = tuple(v.replace("\x00", "|").strip() for v in raw.replace("\\|", "\x00").split("|"))
-        if not all(values) or any(len(v) > 2000 for v in values):
-            raise ValueError(f"invalid filter {part.strip()!r}: every value must be 1 to 2000 characters")
+            raise InvalidParameter(f"unknown filter property {quoted(name)}: use one of {', '.join(PROPERTIES)}")
+        values = _ALTERNATIVES.split(raw, maxsplit=MAX_FILTER_VALUES)
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidParameter(f"invalid filter {shown}: at most {MAX_FILTER_VALUES} values separated by |")
+        values = [v.replace("\\|", "|").strip() for v in values]
+        if not all(values) or any(len(v) > MAX_VALUE_CHARS for v in values):
+            raise InvalidParameter(f"invalid filter {shown}: every value must be 1 to {MAX_VALUE_CHARS} characters")
         filters.append(Filter(prop, tuple(prop.raw(v) for v in values), negate=operator == "!="))
     return filters
 

@@ -286,7 +286,7 @@ LOGIN_AUTH_PATHS = env_list("LOGIN_AUTH_PATHS", "/admin/login/,/accounts/login/"
 LOGIN_RATE = env("LOGIN_RATE", "10/m")  # attempts per IP; failures per username; failures per known device
 LOGIN_DEVICE_DAYS = env_int("LOGIN_DEVICE_DAYS", 365)  # lifetime of the known-device cookie
 ACCOUNT_EMAIL_RATE = env("ACCOUNT_EMAIL_RATE", "5/h")  # sign-up and reset emails per target address
-API_RATE = env("API_RATE", "600/h")  # per Stats API key
+API_RATE = env("API_RATE", "600/h")  # per user: all their Stats API keys and their session
 SHARE_RATE = env("SHARE_RATE", "60/m")  # per IP: filtered shared dashboards and shared exports (raw scans)
 # A human reading pages sends a few hits a minute; past this many per minute from one IP is a flag.
 DETECT_HUMAN_MAX_PER_MINUTE = env_int("DETECT_HUMAN_MAX_PER_MINUTE", 40)

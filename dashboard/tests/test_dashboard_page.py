@@ -517,6 +517,21 @@ def test_bad_parameters_show_a_friendly_400(client_of, site, params, message):
     assert doc.one("span", "period-title").text() == "Last 30 days"  # the menu works from here
 
 
+def test_a_query_string_django_refuses_is_the_friendly_400(client_of, site):
+    response = client_of.get(f"/sites/{site.public_id}/?" + "&".join(f"x{i}=1" for i in range(1500)))
+    assert response.status_code == 400
+    alert = html(response).one("div", "stats-error")
+    assert "This address has too many or malformed parameters." in alert.text()
+
+
+def test_an_error_quotes_only_the_start_of_a_long_value(client_of, site):
+    response = dashboard(client_of, site, period="x" * 100_000)
+    assert response.status_code == 400
+    alert = html(response).one("div", "stats-error").text()
+    assert f"Unknown period “{'x' * 60}…”" in alert
+    assert len(alert) < 300
+
+
 # -- empty state ------------------------------------------------------------------------------
 
 

@@ -233,6 +233,17 @@ def test_bad_parameters_on_a_shared_link_are_a_400(site, link):
     assert "Unknown period" in html(response).one("div", "stats-error").text()
 
 
+def test_odd_parameters_on_a_shared_link_are_a_400_page_never_a_crash(site, link):
+    client = Client(raise_request_exception=False)
+    too_many = "&".join(f"x{i}=1" for i in range(1500))
+    pages = {f"/share/{link.token}/": "This view cannot be shown.", f"/share/{link.token}/export.zip": "Cannot export"}
+    for path, friendly in pages.items():
+        for query in (too_many, "filters=" + ";".join(["visit:source==Google"] * 250)):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == 400, (path, query[:40])
+            assert friendly in response.content.decode()  # the site's own page, not a bare one
+
+
 def test_a_shared_site_without_data_says_so_without_install_details(db):
     fresh = Site.objects.create(domain="fresh.example", timezone="UTC")
     link = make_link(fresh)

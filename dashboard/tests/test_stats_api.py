@@ -365,16 +365,38 @@ def test_only_get_is_allowed(site, key):
     assert (response.status_code, set(response.json())) == (405, {"error"})
 
 
-def test_each_key_is_rate_limited(site, key, owner, settings, redis_cache, frozen_clock):
-    settings.API_RATE = "3/m"
-    for _ in range(3):
-        assert get("aggregate", key, site_id="example.com").status_code == 200
-    response = get("aggregate", key, site_id="example.com")
-    assert response.status_code == 429
+def rate_limited(response: Any) -> bool:
+    if response.status_code != 429:
+        return False
     assert response.json() == {"error": "rate limited, retry later"}
     assert 1 <= int(response["Retry-After"]) <= 60
-    _, other_key = apikey_create(user=owner, name="other")
-    assert get("aggregate", other_key, site_id="example.com").status_code == 200
+    return True
+
+
+def test_a_user_has_one_rate_limit_for_all_their_keys_and_their_session(
+    site, key, owner, settings, redis_cache, frozen_clock
+):
+    settings.API_RATE = "3/m"
+    _, second_key = apikey_create(user=owner, name="second")
+    session = Client()
+    session.force_login(owner)
+    assert get("aggregate", key, site_id="example.com").status_code == 200
+    assert get("aggregate", second_key, site_id="example.com").status_code == 200
+    assert get("aggregate", client=session, site_id="example.com").status_code == 200
+    _, fresh_key = apikey_create(user=owner, name="fresh")  # a new key buys no new quota
+    for credentials in ({"key": key}, {"key": second_key}, {"key": fresh_key}, {"client": session}):
+        assert rate_limited(get("realtime/visitors", site_id="example.com", **credentials))
+
+
+def test_the_rate_limit_of_one_user_leaves_others_alone(site, key, settings, redis_cache, frozen_clock):
+    settings.API_RATE = "2/m"
+    stranger = get_user_model().objects.create_user("stranger")
+    Site.objects.create(domain="theirs.example", owner=stranger)
+    _, their_key = apikey_create(user=stranger, name="theirs")
+    for _ in range(2):
+        assert get("aggregate", key, site_id="example.com").status_code == 200
+    assert rate_limited(get("aggregate", key, site_id="example.com"))
+    assert get("aggregate", their_key, site_id="theirs.example").status_code == 200
 
 
 # -- keys -------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ import zipfile
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard import report_data
 from dashboard.models import Site
 from dashboard.report_data import HEADLINE, VALUE, Report
-from dashboard.views.stats.query import parse_query
+from dashboard.views.stats.query import parse_query, problem
 
 # What makes a spreadsheet read a text cell as a formula (OWASP's list, plus the full-width signs
 # some spreadsheets also accept), once it has skipped what comes before: spaces of any kind (NBSP,
@@ -83,11 +84,11 @@ def export_response(request: HttpRequest, site: Site) -> HttpResponse:
             interval=query.interval,
             limit=report_data.EXPORT_LIMIT,
         )
-    except ValueError as exc:
+    except (ValueError, SuspiciousOperation) as exc:
         return render(
             request,
             "dashboard/stats/not_found.html",
-            {"message": f"Cannot export this view: {exc}", "title": "Bad request"},
+            {"message": f"Cannot export this view: {problem(exc)}", "title": "Bad request"},
             status=400,
         )
     buffer = io.BytesIO()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -31,6 +32,7 @@ from dashboard.views.stats.query import (
     neighbour_urls,
     parse_query,
     period_title,
+    problem,
     with_filter,
 )
 
@@ -143,9 +145,9 @@ def render_dashboard(
         report = report_data.build_report(
             site, query.period, list(query.filters), compare=query.compare, interval=query.interval, now=now
         )
-    except ValueError as exc:
+    except (ValueError, SuspiciousOperation) as exc:
         query = default_query(site)
-        context.update(error=str(exc), query=query, **_picker(query, links, now.date()))
+        context.update(error=problem(exc), query=query, **_picker(query, links, now.date()))
         context["has_data"] = True
         return render(request, "dashboard/stats/dashboard.html", context, status=400)
 

@@ -4,18 +4,22 @@ period navigation (titles, previous/next links, interval choices)."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.exceptions import SuspiciousOperation
 from django.http import QueryDict
 
 from dashboard import periods, selectors
 from dashboard.models import Site
-from dashboard.periods import HOUR_INTERVAL_MAX_DAYS, Period, month_start, parse_period
+from dashboard.periods import HOUR_INTERVAL_MAX_DAYS, InvalidParameter, Period, month_start, parse_period
 from dashboard.report_data import HEADLINE
-from dashboard.selectors import Filter
+from dashboard.selectors import MAX_VALUE_CHARS, Filter
 from dashboard.views.stats.formatting import fmt_day
+
+log = logging.getLogger(__name__)
 
 PERIOD_CHOICES = (  # (query value, label, keyboard shortcut)
     ("day", "Today", "t"),
@@ -30,7 +34,6 @@ PERIOD_CHOICES = (  # (query value, label, keyboard shortcut)
 PAGE_PERIODS = {key for key, _, _ in PERIOD_CHOICES} | {"custom"}
 DEFAULT_PERIOD = "30d"
 INTERVAL_LABELS = {"hour": "Hours", "date": "Days", "month": "Months"}
-MAX_FILTERS = 10
 PROPERTY_TITLES = {
     "event:page": "Page",
     "event:name": "Event",
@@ -87,12 +90,13 @@ class DashboardQuery:
 
 
 def parse_query(params: QueryDict, site: Site, *, today: dt.date | None = None) -> DashboardQuery:
-    """The page's query string -> DashboardQuery, or ValueError with a message for people."""
+    """The page's query string -> DashboardQuery, or InvalidParameter with a message for people.
+    (Filters: at most selectors.MAX_FILTERS, as the Stats API.)"""
     tz = site.tz
     today = today or periods.local_now(tz).date()
     key = params.get("period", "").strip() or DEFAULT_PERIOD
     if key not in PAGE_PERIODS:
-        raise ValueError(f"Unknown period “{key}”. Pick one from the period menu.")
+        raise InvalidParameter(f"Unknown period {_shown(key)}. Pick one from the period menu.")
     date = params.get("date", "").strip()
     if key == "custom" and not date and (params.get("from") or params.get("to")):
         date = f"{params.get('from', '').strip()},{params.get('to', '').strip()}"
@@ -106,14 +110,12 @@ def parse_query(params: QueryDict, site: Site, *, today: dt.date | None = None) 
         period = parse_period(key, date or None, tz, today=today)
 
     filters = tuple(selectors.parse_filters(params.get("filters", "")))
-    if len(filters) > MAX_FILTERS:
-        raise ValueError(f"At most {MAX_FILTERS} filters at a time.")
     metric = params.get("metric", "").strip() or "visitors"
     if metric not in HEADLINE:
-        raise ValueError(f"Unknown metric “{metric}”.")
+        raise InvalidParameter(f"Unknown metric {_shown(metric)}.")
     compare = params.get("compare", "").strip()
     if compare not in ("", "previous_period", "off"):
-        raise ValueError(f"Unknown comparison “{compare}”: use previous_period or off.")
+        raise InvalidParameter(f"Unknown comparison {_shown(compare)}: use previous_period or off.")
     interval_param = params.get("interval", "").strip()
     interval = period.check_interval(interval_param or None)
     return DashboardQuery(
@@ -128,8 +130,31 @@ def parse_query(params: QueryDict, site: Site, *, today: dt.date | None = None) 
     )
 
 
+def _shown(value: str) -> str:
+    """A value in “quotes” for a person: as typed, unless it holds characters that do not print
+    (then escaped, as the API shows them), and cut short."""
+    text = value[: periods.QUOTE_CHARS]
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    if len(value) > periods.QUOTE_CHARS:
+        text += "\N{HORIZONTAL ELLIPSIS}"
+    return f"\N{LEFT DOUBLE QUOTATION MARK}{text}\N{RIGHT DOUBLE QUOTATION MARK}"
+
+
 def default_query(site: Site) -> DashboardQuery:
     return parse_query(QueryDict(""), site)
+
+
+def problem(exc: Exception) -> str:
+    """What to tell a person whose query string failed (parse_query, build_report): the message of
+    an InvalidParameter; for anything else (Django refusing the query string, or a check failing
+    in a way nobody planned) a plain sentence, never Python's words."""
+    if isinstance(exc, InvalidParameter):
+        return str(exc)
+    if isinstance(exc, SuspiciousOperation):  # more parameters than Django parses, ...
+        return "This address has too many or malformed parameters."
+    log.exception("dashboard: a parameter check failed unexpectedly")
+    return "These parameters cannot be shown."
 
 
 # -- filters as text and chips ----------------------------------------------------------------
@@ -146,7 +171,7 @@ def filters_text(filters: tuple[Filter, ...] | list[Filter]) -> str:
 
 def filterable(label: str) -> bool:
     """Can this value go into the filter syntax and come back unchanged?"""
-    return bool(label) and ";" not in label and label == label.strip() and len(label) <= 2000
+    return bool(label) and ";" not in label and label == label.strip() and len(label) <= MAX_VALUE_CHARS
 
 
 def with_filter(filters: tuple[Filter, ...], prop: selectors.Property, label: str) -> tuple[Filter, ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -88,7 +89,11 @@ def share_dashboard(request: HttpRequest, token: str) -> HttpResponse:
         return _share_password(request, link)
     if not _unlocked(request, link):
         return render(request, "dashboard/stats/share_password.html", {"link": link, "site": link.site})
-    if request.GET.get("filters", "").strip():  # filtered: raw events and visits
+    try:
+        filtered = bool(request.GET.get("filters", "").strip())  # filtered: raw events and visits
+    except SuspiciousOperation:
+        filtered = False  # a query string Django refuses: render_dashboard answers a 400 page
+    if filtered:
         limited = _raw_read_limit(request, link)
         if limited:
             return limited
