@@ -54,6 +54,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG e
 if "*" in ALLOWED_HOSTS and not DEBUG:
     raise ImproperlyConfigured("ALLOWED_HOSTS=* is only allowed with DEBUG on.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+CSRF_FAILURE_VIEW = "fathom.errors.csrf_failure"  # a friendly page instead of Django's technical one
 
 INSTALLED_APPS = [
     "django.contrib.admin",

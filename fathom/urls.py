@@ -17,3 +17,8 @@ urlpatterns = [
     path("", include("dashboard.site_urls")),
     path("", include("dashboard.stats_urls")),
 ]
+
+handler400 = "fathom.errors.bad_request"
+handler403 = "fathom.errors.permission_denied"
+handler404 = "fathom.errors.page_not_found"
+handler500 = "fathom.errors.server_error"
