@@ -14,12 +14,21 @@ API_PREFIX = "/api/"
 TEMPLATE = "dashboard/error.html"
 
 MESSAGES = {
+    429: ("Please wait", "Too many requests. Please wait a moment and retry."),
+    503: ("Unavailable for a moment", "Please retry in a moment."),
     400: ("Bad request", "This address or form could not be understood. Check the link, or go back and try again."),
     403: ("Not allowed", "You do not have access to this page."),
     404: ("Page not found", "There is nothing at this address. Check the link, or start from your sites."),
     500: ("Something went wrong", "This is our fault, and it has been logged. Please try again in a moment."),
 }
-API_MESSAGES = {400: "bad request", 403: "forbidden", 404: "not found", 500: "internal error, retry later"}
+API_MESSAGES = {
+    400: "bad request",
+    403: "forbidden",
+    404: "not found",
+    429: "rate limited, retry later",
+    500: "internal error, retry later",
+    503: "temporarily unavailable, retry later",
+}
 
 
 def _answer(request: HttpRequest | None, status: int, *, with_request: bool = True, text: str = "") -> HttpResponse:
@@ -31,6 +40,11 @@ def _answer(request: HttpRequest | None, status: int, *, with_request: bool = Tr
     # processors, as Django's own handlers do, so the page itself cannot fail the same way.
     body = loader.get_template(TEMPLATE).render(context, request if with_request else None)
     return HttpResponse(body, status=status)
+
+
+def friendly(request: HttpRequest, status: int, text: str = "") -> HttpResponse:
+    """The error page for a status a view or middleware decides itself (429, 503 ...)."""
+    return _answer(request, status, with_request=False, text=text)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -37,6 +37,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django_ratelimit.core import get_usage
 
+from fathom.errors import friendly
 from security import metrics
 from security.guards import Limited, LimiterUnavailable, check_limit, ip_key
 
@@ -169,19 +170,19 @@ def account_email_allowed(address: str) -> bool:
     return True
 
 
-def _unavailable() -> HttpResponse:
-    response = HttpResponse("Sign-in is unavailable for a moment. Please retry.", status=503)
+def _unavailable(request: HttpRequest) -> HttpResponse:
+    response = friendly(request, 503, "Sign-in is unavailable for a moment. Please retry.")
     response["Retry-After"] = "30"
     return response
 
 
-def _too_many(limited: Limited) -> HttpResponse:
+def _too_many(request: HttpRequest, limited: Limited) -> HttpResponse:
     metrics.record("rate_limited")
     if limited.scope == "login-ip":
         text = "Too many sign-in attempts from your network. Please wait and retry."
     else:
         text = "Too many failed sign-ins for this account. Please wait and retry."
-    response = HttpResponse(text, status=429, content_type="text/plain; charset=utf-8")
+    response = friendly(request, 429, text)
     response["Retry-After"] = str(limited.retry_after)
     return response
 
@@ -212,8 +213,8 @@ class LoginLimitMiddleware:
             if limited is None and authenticates:
                 limited = self._username_locked(request)
         except LimiterUnavailable:
-            return _unavailable()
-        return _too_many(limited) if limited else None
+            return _unavailable(request)
+        return _too_many(request, limited) if limited else None
 
     def _username_locked(self, request: HttpRequest) -> Limited | None:
         raw = request.POST.get(get_user_model().USERNAME_FIELD)

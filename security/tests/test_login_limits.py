@@ -79,7 +79,9 @@ def test_the_username_limit_counts_failed_sign_ins_only(settings, dave, path):
     locked = sign_in(browser(), "dave", PASSWORD, path)
     assert locked.status_code == 429
     assert 1 <= int(locked["Retry-After"]) <= 60
-    assert "Too many failed sign-ins" in locked.content.decode()
+    page = locked.content.decode()
+    assert "Too many failed sign-ins" in page
+    assert "dashboard/app.css" in page  # a page in the app's layout, not bare text
 
 
 def test_the_ip_limit_counts_every_attempt_that_passes_csrf(settings, dave):
