@@ -186,6 +186,7 @@ def test_manage_py_createsite_runs_in_a_fresh_clone(fresh_database):
     done = manage("createsite", "example.org", **fresh_database)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.strip()) == 8  # the site id, alone on stdout (scripts read it)
+    assert "No owner" in done.stderr
 
 
 def test_manage_py_ban_runs_in_a_fresh_clone(fresh_database):
