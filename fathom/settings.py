@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "security",
     "collector",
     "dashboard",
+    "fathom",  # no models: the deployment's own management commands (cost_estimate)
 ]
 
 MIDDLEWARE = [
@@ -377,7 +378,7 @@ SPECTACULAR_SETTINGS = {
     "SORT_OPERATION_PARAMETERS": False,
 }
 
-# AWS prices for `manage.py cost_estimate` (security/costs/): us-east-1, on-demand, USD, as looked up
+# AWS prices for `manage.py cost_estimate` (fathom/costs/): us-east-1, on-demand, USD, as looked up
 # on 2026-11-26 (issue 5 research notes, section 5). Prices change: check the sources before trusting a
 # total. Free tiers are listed but only applied with `cost_estimate --free-tier`.
 _ELB = "aws.amazon.com/elasticloadbalancing/pricing/; cloud-horizons.com/blog/alb-the-line-item-nobody-watches/"
