@@ -52,6 +52,14 @@ def test_seed_demo_fills_the_demo_site_once(capsys):
     assert Event.objects.filter(site=site).count() == events
 
 
+def test_the_demo_user_is_a_superuser_who_can_open_the_security_dashboard(client):
+    call_command("seed_demo", "--days", "1", "--visitors-per-day", "5", stdout=StringIO())
+    assert get_user_model().objects.get(username="demo").is_superuser
+    assert client.login(username="demo", password="demo-password")
+    assert client.get("/security/").status_code == 200
+    assert client.get("/admin/").status_code == 200
+
+
 def test_the_admin_lists_and_revokes_api_keys(client, django_user_model):
     from dashboard.api_keys import apikey_create
     from dashboard.models import ApiKey
