@@ -22,12 +22,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: setup
-	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py seed_demo
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
 	@echo ""
 	@echo "  Open http://127.0.0.1:8000/  (demo login: demo / demo-password)"
 	@echo ""
-	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py runserver 127.0.0.1:8000
 
 lint:
 	$(VENV)/bin/ruff check .

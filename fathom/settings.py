@@ -1,8 +1,9 @@
 """Settings, 12-factor: every knob is an environment variable with a safe local default.
 
-Locally nothing needs to be set: SQLite, a local-memory cache and inline Celery tasks.
-Production (DEBUG off) refuses to start without SECRET_KEY and refuses the local-memory
-cache, because rate limits must be shared between processes.
+A fresh clone is local development and needs nothing set: DEBUG on, a published development
+key, SQLite, a local-memory cache and inline Celery tasks. Production is what runs on Lambda,
+what sets ENVIRONMENT=production, or what turns DEBUG off: it refuses to start without
+SECRET_KEY, REDIS_URL (rate limits must be shared between processes) and real ALLOWED_HOSTS.
 """
 
 from __future__ import annotations
@@ -42,17 +43,36 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", False)
+# Production or local development. The local defaults below (a published key, no Redis, any
+# host) are only taken where production cannot be mistaken for a developer's checkout:
+# - on Lambda, which always sets AWS_LAMBDA_FUNCTION_NAME (nobody has to remember anything);
+# - with ENVIRONMENT=production, for any other server (a typo is refused, not taken for development);
+# - with DEBUG explicitly off: whoever asks for DEBUG off asks for production behaviour, and the
+#   benchmarks and tests that run the app production-like say so this way.
+# ENVIRONMENT=development (not on Lambda) keeps the local defaults even with DEBUG=0, e.g. to see the error pages.
+ENVIRONMENT = env("ENVIRONMENT").strip().lower()
+if ENVIRONMENT not in {"", "production", "development"}:
+    raise ImproperlyConfigured(f"ENVIRONMENT must be production or development (or unset), not {ENVIRONMENT!r}.")
+if env("AWS_LAMBDA_FUNCTION_NAME"):
+    PRODUCTION, _WHY = True, "on Lambda"
+elif ENVIRONMENT:
+    PRODUCTION, _WHY = ENVIRONMENT == "production", "ENVIRONMENT=production"
+else:
+    PRODUCTION, _WHY = env("DEBUG").strip() != "" and not env_bool("DEBUG"), "DEBUG is off"
+
+DEBUG = env_bool("DEBUG", not PRODUCTION)
 
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
+    if PRODUCTION:
+        raise ImproperlyConfigured(f"SECRET_KEY must be set in production ({_WHY}).")
+    SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"  # noqa: S105 (development only)
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
-if "*" in ALLOWED_HOSTS and not DEBUG:
-    raise ImproperlyConfigured("ALLOWED_HOSTS=* is only allowed with DEBUG on.")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1]")
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(f"ALLOWED_HOSTS must name the site's host names in production ({_WHY}).")
+if PRODUCTION and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured(f"ALLOWED_HOSTS=* is only allowed in development ({_WHY}).")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 CSRF_FAILURE_VIEW = "fathom.errors.csrf_failure"  # a friendly page instead of Django's technical one
 
@@ -70,6 +90,7 @@ INSTALLED_APPS = [
     "security",
     "collector",
     "dashboard",
+    "fathom",  # no models: the deployment's own management commands (cost_estimate)
 ]
 
 MIDDLEWARE = [
@@ -144,13 +165,14 @@ if REDIS_URL:
         }
     }
 else:
-    if not DEBUG and not env_bool("ALLOW_LOCMEM_CACHE", False):
+    if PRODUCTION and not env_bool("ALLOW_LOCMEM_CACHE", False):
         raise ImproperlyConfigured(
-            "REDIS_URL must be set when DEBUG is off: rate limits need a cache shared by all processes."
+            f"REDIS_URL must be set in production ({_WHY}): rate limits need a cache shared by all processes."
         )
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fathom"}}
     # django-ratelimit refuses a per-process cache (E003/W001). That is right for production,
-    # which cannot reach this branch; for local development we silence it on purpose.
+    # which cannot reach this branch (unless ALLOW_LOCMEM_CACHE: the tests, a benchmark);
+    # for local development we silence it on purpose.
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # Celery: inline until a broker is configured (redis://... locally, sqs:// in production).
@@ -356,7 +378,7 @@ SPECTACULAR_SETTINGS = {
     "SORT_OPERATION_PARAMETERS": False,
 }
 
-# AWS prices for `manage.py cost_estimate` (security/costs/): us-east-1, on-demand, USD, as looked up
+# AWS prices for `manage.py cost_estimate` (fathom/costs/): us-east-1, on-demand, USD, as looked up
 # on 2026-11-26 (issue 5 research notes, section 5). Prices change: check the sources before trusting a
 # total. Free tiers are listed but only applied with `cost_estimate --free-tier`.
 _ELB = "aws.amazon.com/elasticloadbalancing/pricing/; cloud-horizons.com/blog/alb-the-line-item-nobody-watches/"

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 
+# Production-shaped (DEBUG off, so HSTS, secure cookies and no static finders are what is tested),
+# with test-safe stand-ins for what production must be given. Subprocesses inherit these.
+os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("ALLOW_LOCMEM_CACHE", "1")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles import finders
 from django.core import mail
 from django.core.management import call_command
 from django.test import Client
@@ -45,6 +46,16 @@ def confirm(client: Client, link: str, **overrides: Any) -> Any:
     if next_field:
         data.setdefault("next", next_field.group(1))
     return client.post(link, data)
+
+
+def test_the_pages_name_an_svg_favicon_from_the_static_files(client):
+    page = client.get("/accounts/login/").content.decode()
+    (href,) = re.findall(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page)
+    assert href == "/static/dashboard/favicon.svg"  # same origin: the Content-Security-Policy allows it
+    icon = finders.find("dashboard/favicon.svg")
+    assert icon is not None
+    with open(icon) as svg:
+        assert svg.read().startswith('<svg xmlns="http://www.w3.org/2000/svg"')
 
 
 def test_signup_page_has_labelled_fields(client):

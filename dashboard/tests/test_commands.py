@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
@@ -49,6 +52,14 @@ def test_seed_demo_fills_the_demo_site_once(capsys):
     assert Event.objects.filter(site=site).count() == events
 
 
+def test_the_demo_user_is_a_superuser_who_can_open_the_security_dashboard(client):
+    call_command("seed_demo", "--days", "1", "--visitors-per-day", "5", stdout=StringIO())
+    assert get_user_model().objects.get(username="demo").is_superuser
+    assert client.login(username="demo", password="demo-password")
+    assert client.get("/security/").status_code == 200
+    assert client.get("/admin/").status_code == 200
+
+
 def test_the_admin_lists_and_revokes_api_keys(client, django_user_model):
     from dashboard.api_keys import apikey_create
     from dashboard.models import ApiKey
@@ -63,3 +74,28 @@ def test_the_admin_lists_and_revokes_api_keys(client, django_user_model):
     response = client.post("/admin/dashboard/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
     assert response.status_code == 302
     assert ApiKey.objects.get().revoked_at is not None
+
+
+def test_createsite_without_an_owner_says_how_to_give_it_one(client, django_user_model):
+    out, err = StringIO(), StringIO()
+    call_command("createsite", "example.org", stdout=out, stderr=err)
+    site = Site.objects.get(public_id=out.getvalue().strip())
+    assert site.owner is None
+    hint = err.getvalue()
+    assert "No owner: nobody sees example.org on the dashboard" in hint
+    assert "createsite example.org --owner USERNAME" in hint
+    # The page the hint names is where a superuser sets the owner.
+    (url,) = [line.strip() for line in hint.splitlines() if line.strip().startswith("http")]
+    path = url.removeprefix(settings.BASE_URL)
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    page = client.get(path)
+    assert page.status_code == 200
+    assert b"example.org" in page.content
+
+
+def test_createsite_with_an_owner_prints_only_the_id():
+    get_user_model().objects.create_user("owner")
+    out, err = StringIO(), StringIO()
+    call_command("createsite", "example.org", "--owner", "owner", stdout=out, stderr=err)
+    assert len(out.getvalue().strip()) == 8
+    assert err.getvalue() == ""

@@ -276,7 +276,7 @@ def run(request):
 
         django.setup()
         out = io.StringIO()
-        call_command(*request["args"], stdout=out, stderr=out)
+        call_command(*request["args"], stdout=out, stderr=sys.stderr)  # the answer is stdout; notes go to the log
         return out.getvalue()
     if op == "bot":
         importlib.import_module("fathom.lambda_handler")

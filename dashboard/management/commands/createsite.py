@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
 
 from dashboard.models import Site, normalize_domain
 
@@ -33,4 +35,13 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
         site.save()
-        self.stdout.write(site.public_id)
+        self.stdout.write(site.public_id)  # alone on stdout: scripts read the id from it
+        if user is None:
+            # Only an owner or a teammate sees a site (dashboard/access.py), staff included.
+            opts = site._meta
+            admin = settings.BASE_URL + reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[site.pk])
+            self.stderr.write(
+                f"No owner: nobody sees {site.domain} on the dashboard until it has one. Give it an owner at\n"
+                f"  {admin}\n(or next time: createsite {site.domain} --owner USERNAME)",
+                style_func=self.style.WARNING,
+            )

@@ -1,4 +1,4 @@
-"""The cost model (security/costs/) and `manage.py cost_estimate`, checked against hand arithmetic.
+"""The cost model (fathom/costs/) and `manage.py cost_estimate`, checked against hand arithmetic.
 
 Every expected figure below is written out as the arithmetic a person would do with the fixture's
 settings and the PRICES table, so a change in the model shows up as a specific wrong number.
@@ -16,8 +16,8 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from security import costs
-from security.costs import CostModelError
+from fathom import costs
+from fathom.costs import CostModelError
 
 MONTH_S = 730 * 3600  # 2,628,000 s
 X86 = 0.0000166667  # USD per GB-s

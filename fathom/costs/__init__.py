@@ -23,7 +23,7 @@ The model (one 730-hour month, AWS's convention; traffic spread evenly over it):
 
 The modules: `base` (units, CostModelError, Value), `zappa` (zappa_settings.json: stages, `extends`,
 schedules), `model` (the inputs and usage over a period), `month` (the month's line items and the
-ceiling), `attack` (the attack night). Import from `security.costs`; every public name is here.
+ceiling), `attack` (the attack night). Import from `fathom.costs`; every public name is here.
 """
 
 from .attack import (

@@ -6,8 +6,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from security import costs
-from security.costs import HOURS_PER_MONTH, CostModelError, Estimate, LineItem, Model
+from fathom import costs
+from fathom.costs import HOURS_PER_MONTH, CostModelError, Estimate, LineItem, Model
 
 GROUPS = {
     "alb": "Front door: Application Load Balancer",
