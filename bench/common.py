@@ -306,11 +306,6 @@ class BenchDatabase:
             log(f"database {self.name}: dropped")
 
 
-def app_env(db_name: str, **extra: str) -> dict[str, str]:
-    """The app's environment for the MariaDB bench database db_name (see BenchDatabase.env)."""
-    return BenchDatabase(db_name).env(**extra)
-
-
 # -- Redis ---------------------------------------------------------------------------------------
 
 
