@@ -15,6 +15,8 @@ runs with TRUSTED_PROXY_HOPS=1, as behind a load balancer. --clients 0 sends eve
 
     .venv/bin/python bench/collector_bench.py                  # own database, workers 1 then 2
     .venv/bin/python bench/collector_bench.py --workers 2 --duration 5
+    .venv/bin/python bench/collector_bench.py --quick          # 1 worker, 3 s per endpoint: tries the script
+    .venv/bin/python bench/collector_bench.py --sqlite --quick # a SQLite file instead of MariaDB
 """
 
 from __future__ import annotations
@@ -336,11 +338,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{DEFAULT_CLIENTS}); 0 = no header, every request from 127.0.0.1 (per-IP rate limits then answer 429)",
     )
     parser.add_argument("--database", help="use this existing bench_* database instead of creating one")
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file in the temp directory, not MariaDB")
+    parser.add_argument("--quick", action="store_true", help="1 worker, 3 s per endpoint after 1 s: tries the script")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.workers, args.duration, args.warmup = "1", 3.0, 1.0
 
     own = args.database is None
-    db = BenchDatabase(args.database or "bench_collector")
+    db = BenchDatabase(args.database or "bench_collector", engine="sqlite" if args.sqlite else "mariadb")
     try:
         db.create() if own else db.attach()
         results = bench_collector(

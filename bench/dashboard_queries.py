@@ -15,6 +15,7 @@ rollups in SQL and the replay check bench/dashboard_rollups.py.
     .venv/bin/python bench/dashboard_queries.py --reuse                 # 1M and 10M (~25 min the first time)
     .venv/bin/python bench/dashboard_queries.py --sizes 1m --reuse      # 1M only
     .venv/bin/python bench/dashboard_queries.py --scale 0.01 --reps 3   # smoke run: 10k and 100k events
+    .venv/bin/python bench/dashboard_queries.py --quick                 # 10k events, 2 reps: tries the script
     .venv/bin/python bench/dashboard_queries.py --reuse --json /tmp/dash.json
 
 Targets (issue 4): unfiltered 12mo view p95 < 100 ms at 10M and flat in the event count;
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1m,10m", help="events of the big site, one database each")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the sizes (0.01: smoke run)")
+    parser.add_argument("--quick", action="store_true", help="10k events, 2 reps, 2 s per view: tries the script")
     parser.add_argument("--reuse", action="store_true", help="keep generated data whose version and row count match")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--warmups", type=int, default=2)
@@ -243,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     parser.add_argument("--replay-from", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.reps, args.budget = "10k", 2, 2.0
     args.periods = [p for p in args.periods.split(",") if p]
     args.filters = [f for f in args.filters.split(",") if f]
     if args.worker:

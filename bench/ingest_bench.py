@@ -15,6 +15,8 @@ SQL statement of ingest_batch is counted (connection.execute_wrapper) and classi
     .venv/bin/python bench/ingest_bench.py                      # own database, dropped at the end
     .venv/bin/python bench/ingest_bench.py --batch-sizes 1000 --events 1000:30000
     .venv/bin/python bench/ingest_bench.py --profile 1000       # pyinstrument (pip install pyinstrument)
+    .venv/bin/python bench/ingest_bench.py --quick              # few hits: tries the script
+    .venv/bin/python bench/ingest_bench.py --sqlite --quick     # a SQLite file instead of MariaDB
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from bench.common import (
 from collector.payload import ENGAGEMENT
 
 DEFAULT_EVENTS = {1: 2_000, 100: 20_000, 1000: 30_000, 10000: 50_000}
+QUICK_EVENTS = "1:300,100:3000,1000:10000,10000:20000"  # as run_all.py --quick
 TARGET_EVENTS_PER_S = 10_000  # at batch size 1,000
 
 PAGE_COUNT = 2000
@@ -414,13 +417,15 @@ def main(argv: list[str] | None = None) -> int:
         help="time-ordered hit ids as the collector makes them (default), or random uuid4 ones",
     )
     parser.add_argument("--profile", type=int, help="profile this batch size with pyinstrument")
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file in the temp directory, not MariaDB")
+    parser.add_argument("--quick", action="store_true", help=f"fewer hits ({QUICK_EVENTS}): tries the script")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
-    sizes = parse_sizes(args.batch_sizes, args.events)
+    sizes = parse_sizes(args.batch_sizes, args.events or (QUICK_EVENTS if args.quick else None))
     global HIT_IDS
     HIT_IDS = args.hit_ids
     own = args.database is None
-    db = BenchDatabase(args.database or "bench_ingest")
+    db = BenchDatabase(args.database or "bench_ingest", engine="sqlite" if args.sqlite else "mariadb")
     try:
         db.create() if own else db.attach()
         results = run(db, sizes, args.day_offset, args.profile)
