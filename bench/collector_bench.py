@@ -15,6 +15,8 @@ runs with TRUSTED_PROXY_HOPS=1, as behind a load balancer. --clients 0 sends eve
 
     .venv/bin/python bench/collector_bench.py                  # own database, workers 1 then 2
     .venv/bin/python bench/collector_bench.py --workers 2 --duration 5
+    .venv/bin/python bench/collector_bench.py --quick          # 1 worker, 3 s per endpoint: tries the script
+    .venv/bin/python bench/collector_bench.py --sqlite --quick # a SQLite file instead of MariaDB
 """
 
 from __future__ import annotations
@@ -25,11 +27,8 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,24 +36,25 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import GUNICORN, REDIS_BENCH_URL, ROOT, BenchDatabase, flush_redis, log
+from bench.common import (
+    CHROME_UA,
+    BenchDatabase,
+    Service,
+    flush_redis,
+    free_port,
+    log,
+    percentile,
+    queue_depth,
+    start_gunicorn,
+)
 
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
-CHROME_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
 PAGES = 2000
 # Per-IP limits (COLLECTOR_RATE, COLLECTOR_SITE_RATE) and the per-visitor detector
 # (DETECT_HUMAN_MAX_PER_MINUTE) must not fire: at 1,000 req/s each of 8,192 clients sends ~7/min.
 DEFAULT_CLIENTS = 8192
 COLLECTOR = ("/api/event", 202)
 BARE = ("/bench/bare", 204)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def body_for(site: str, k: int) -> bytes:
@@ -72,57 +72,27 @@ class Server:
         self.workers = workers
         self.clients = clients
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.logfile = Path(tempfile.gettempdir()) / f"bench-gunicorn-{os.getpid()}-{self.port}.log"
+        self.service: Service | None = None
 
     def __enter__(self) -> Server:
         env = self.db.env(ROOT_URLCONF="bench.bench_urls")
         if self.clients:
             env["TRUSTED_PROXY_HOPS"] = "1"  # as behind one load balancer: the client is in X-Forwarded-For
-        cmd = [
-            str(GUNICORN),
-            "fathom.wsgi",
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "-w",
-            str(self.workers),
-            "--worker-class",
-            "sync",
-            "--log-level",
-            "warning",
-            "--error-logfile",
-            str(self.logfile),
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {self.logfile}")
-            try:
-                status, _ = self.request(BARE[0], b"{}")
-                if status == BARE[1]:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
+        self.service = start_gunicorn(f"bench-gunicorn-{self.port}", env, self.port, self.workers)
+        try:
+            self.service.wait_ready(lambda: self.request(BARE[0], b"{}")[0] == BARE[1])
+        except RuntimeError:
             self.stop()
-            raise RuntimeError(f"gunicorn did not answer within 60 s; see {self.logfile}")
-        log(f"gunicorn: {self.workers} sync worker(s) on 127.0.0.1:{self.port} (pid {self.proc.pid})")
+            raise
+        log(f"gunicorn: {self.workers} sync worker(s) on 127.0.0.1:{self.port} (pid {self.service.pid})")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.service is not None:
+            self.service.stop()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -232,7 +202,7 @@ def run_python(server: Server, path: str, expect: int, seconds: float, connectio
             statuses[code] = statuses.get(code, 0) + n
 
     def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))] * 1000 if latencies else 0.0
+        return percentile(latencies, q) * 1000 if latencies else 0.0
 
     return {
         "requests": len(latencies),
@@ -265,13 +235,6 @@ def measure(server: Server, target: tuple[str, int], seconds: float, connections
     return result
 
 
-def queued_messages() -> int:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_BENCH_URL)
-    return int(client.llen("ingest"))
-
-
 def bench_workers(
     db: BenchDatabase,
     workers: int,
@@ -293,7 +256,7 @@ def bench_workers(
         bare = measure(server, BARE, duration, connections, loadgen)
         collector = measure(server, COLLECTOR, duration, connections, loadgen)
         accepted += collector["statuses"].get(202, 0)
-    queued = queued_messages()
+    queued = queue_depth()[0]
     flushed = flush_redis()
     ratio = collector["rps"] / bare["rps"] if bare["rps"] else 0.0
     result = {
@@ -375,11 +338,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{DEFAULT_CLIENTS}); 0 = no header, every request from 127.0.0.1 (per-IP rate limits then answer 429)",
     )
     parser.add_argument("--database", help="use this existing bench_* database instead of creating one")
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file in the temp directory, not MariaDB")
+    parser.add_argument("--quick", action="store_true", help="1 worker, 3 s per endpoint after 1 s: tries the script")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.workers, args.duration, args.warmup = "1", 3.0, 1.0
 
     own = args.database is None
-    db = BenchDatabase("bench_collector") if own else BenchDatabase(args.database)
+    db = BenchDatabase(args.database or "bench_collector", engine="sqlite" if args.sqlite else "mariadb")
     try:
         db.create() if own else db.attach()
         results = bench_collector(

@@ -7,7 +7,9 @@ Europe/Berlin (so local days, DST and the UTC bounds of the selectors are real):
 - small.example: SMALL_EVENTS events over the same year (the baseline the big site is
   compared with, in the same database and the same run).
 
-Generation is SQL only (MariaDB's SEQUENCE engine, INSERT ... SELECT), in three steps:
+Generation is SQL only (MariaDB's SEQUENCE engine, INSERT ... SELECT), in three steps (this
+module: steps 1 and 2; bench/dashboard_rollups.py: step 3; bench/dashboard_views.py's
+`generate` runs them):
 
 1. bench_dash_gen: one row per visit with everything that decides its hits (start, gap
    between pageviews, number of pageviews, which pageviews send an engagement report, a
@@ -27,10 +29,10 @@ Generation is SQL only (MariaDB's SEQUENCE engine, INSERT ... SELECT), in three 
    visit's start, value_hash = collector.ingest.hash64 (computed in Python for every
    value the generator can emit, joined in SQL). collector_monthlybreakdown is then summed
    from the daily rows (collector.rollups.backfill_monthly, one INSERT ... SELECT ... GROUP
-   BY; bench/dashboard_queries.py's ensure_monthly, which also fills it in kept databases
+   BY; bench/dashboard_views.py's ensure_monthly, which also fills it in kept databases
    generated before the table existed, without regenerating their events).
 
-`replay_check` replays the small site's events through collector.ingest.ingest_batch into a
+`replay_check` (bench/dashboard_rollups.py) replays the small site's events through collector.ingest.ingest_batch into a
 scratch database and compares every rollup row and every visit: the SQL of step 3 is the
 worker's arithmetic, not an approximation of it.
 """
@@ -40,12 +42,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-import time
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import log, mysql_connect
+from bench.common import insert_select, sql_elt, sql_str
+from collector.payload import ENGAGEMENT
 
 DATA_VERSION = 4  # bump when the generated data changes: --reuse then regenerates
 TZ_NAME = "Europe/Berlin"
@@ -54,7 +56,6 @@ BIG_DOMAIN = "big.example"
 SMALL_DOMAIN = "small.example"
 SMALL_EVENTS = 20_000
 MAXPV = 12  # most pageviews in one visit; slot 2*MAXPV is the custom event
-ENGAGEMENT = "engagement"
 
 # -- value catalogues --------------------------------------------------------------------------
 
@@ -122,10 +123,6 @@ def all_values() -> set[str]:
 # -- SQL building blocks -----------------------------------------------------------------------
 
 
-def q(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
 def h32(*parts: Any) -> str:
     """A deterministic 32-bit hash of the concatenated parts: the first 32 bits of their MD5.
 
@@ -141,8 +138,8 @@ def weighted(u: str, table: list[tuple[str, float]]) -> str:
     parts = []
     for value, weight in table[:-1]:
         acc += weight
-        parts.append(f"WHEN {u} < {round(10000 * acc / total)} THEN {q(value)}")
-    return f"(CASE {' '.join(parts)} ELSE {q(table[-1][0])} END)"
+        parts.append(f"WHEN {u} < {round(10000 * acc / total)} THEN {sql_str(value)}")
+    return f"(CASE {' '.join(parts)} ELSE {sql_str(table[-1][0])} END)"
 
 
 def zipf_rank(h: str, n: int) -> str:
@@ -150,13 +147,9 @@ def zipf_rank(h: str, n: int) -> str:
     return f"LEAST({n}, FLOOR(EXP(({h}) / 4294967296 * LN({n + 1}))))"
 
 
-def elt(index: str, values: list[str]) -> str:
-    return f"ELT({index}, {', '.join(q(v) for v in values)})"
-
-
 def page_of(v: str, k: str) -> str:
     """Path of pageview k of visit v (the same expression for events and visit rows)."""
-    return elt(zipf_rank(h32("'p'", v, "'/'", k), NPAGES), PATHS)
+    return sql_elt(zipf_rank(h32("'p'", v, "'/'", k), NPAGES), PATHS)
 
 
 @dataclass
@@ -238,14 +231,6 @@ def tod(v: str) -> str:
     )
 
 
-def _exec(cur: Any, sql: str, args: list[int] | None = None) -> int:
-    """Run one statement; integer args fill its %s in order (the SQL itself uses % as modulo)."""
-    for value in args or ():
-        sql = sql.replace("%s", str(int(value)), 1)
-    cur.execute(sql)
-    return int(cur.rowcount)
-
-
 def gen_visits(cur: Any, layout: Layout, site_id: int, v_start: int, n_visits: int) -> int:
     """Fill bench_dash_gen with n_visits visits of one site, numbered from v_start."""
     weights = day_weights(DAYS)
@@ -270,7 +255,7 @@ def gen_visits(cur: Any, layout: Layout, site_id: int, v_start: int, n_visits: i
         vid = f"(CASE WHEN {second} THEN {_key(vprev, *VID_KEY)} ELSE {_key(v, *VID_KEY)} END)"
         ha, hb, hu = h32("'a'", v), h32("'b'", v), h32("'u'", v)
         src_i = weighted(f"{h32(S, v)} % 10000", src_table)
-        country = elt(zipf_rank(h32(HC, v), len(COUNTRIES)), COUNTRIES)
+        country = sql_elt(zipf_rank(h32(HC, v), len(COUNTRIES)), COUNTRIES)
         columns = {
             "v": v,
             "site_id": str(site_id),
@@ -287,7 +272,7 @@ def gen_visits(cur: Any, layout: Layout, site_id: int, v_start: int, n_visits: i
             "has_utm": f"({hu} % 100 < 9)",
             "us": weighted(f"{hu} DIV 100 % 10000", [(a, b) for a, b in UTM_SOURCES]),
             "um": weighted(f"{hu} DIV 1000 % 10000", [(a, b) for a, b in UTM_MEDIUMS]),
-            "uc": elt(zipf_rank(h32("'c'", v), len(UTM_CAMPAIGNS)), UTM_CAMPAIGNS),
+            "uc": sql_elt(zipf_rank(h32("'c'", v), len(UTM_CAMPAIGNS)), UTM_CAMPAIGNS),
             "b": weighted(f"{h32(HB, v)} % 10000", [(a, b) for a, b in BROWSERS]),
             "os": weighted(f"{h32(HO, v)} % 10000", [(a, b) for a, b in OSES]),
             "dev": weighted(f"{h32(HD, v)} % 10000", [(a, b) for a, b in DEVICES]),
@@ -297,32 +282,22 @@ def gen_visits(cur: Any, layout: Layout, site_id: int, v_start: int, n_visits: i
             f"INSERT INTO bench_dash_gen ({', '.join(columns)}) "
             f"SELECT {', '.join(columns.values())} FROM seq_0_to_{count - 1} AS s"
         )
-        _exec(cur, sql)
+        cur.execute(sql)
         v0 += count
     # Source, referrer and UTM: a visit with UTM tags and no referrer takes utm_source as its source.
-    src_case = "CASE " + " ".join(f"WHEN src_i = {i} THEN {q(s)}" for i, (s, _, _) in enumerate(SOURCES)) + " END"
+    src_case = "CASE " + " ".join(f"WHEN src_i = {i} THEN {sql_str(s)}" for i, (s, _, _) in enumerate(SOURCES)) + " END"
     ref_case = (
         "CASE "
         + " ".join(
-            f"WHEN src_i = {i} THEN {elt(f'1 + ref_i % {len(refs)}', refs)}" for i, (_, _, refs) in enumerate(SOURCES)
+            f"WHEN src_i = {i} THEN {sql_elt(f'1 + ref_i % {len(refs)}', refs)}"
+            for i, (_, _, refs) in enumerate(SOURCES)
         )
         + " END"
     )
-    _exec(
-        cur,
-        f"UPDATE bench_dash_gen SET ref = {ref_case}, src = {src_case} WHERE v >= %s AND v < %s",
-        [v_start, v0],
-    )
-    _exec(
-        cur,
-        "UPDATE bench_dash_gen SET src = us WHERE src = '' AND has_utm AND v >= %s AND v < %s",
-        [v_start, v0],
-    )
-    _exec(
-        cur,
-        "UPDATE bench_dash_gen SET us = '', um = '', uc = '' WHERE NOT has_utm AND v >= %s AND v < %s",
-        [v_start, v0],
-    )
+    these = f"v >= {int(v_start)} AND v < {int(v0)}"
+    cur.execute(f"UPDATE bench_dash_gen SET ref = {ref_case}, src = {src_case} WHERE {these}")
+    cur.execute(f"UPDATE bench_dash_gen SET src = us WHERE src = '' AND has_utm AND {these}")
+    cur.execute(f"UPDATE bench_dash_gen SET us = '', um = '', uc = '' WHERE NOT has_utm AND {these}")
     return v0
 
 
@@ -371,11 +346,8 @@ def insert_visits(cur: Any, layout: Layout, v_from: int, v_to: int) -> int:
         # As long as the worker's list of hashes (~20 characters each); nothing reads it here.
         "seen": "CONCAT('[', REPEAT('-1234567890123456789,', 7 + npv), v, ']')",
     }
-    sql = (
-        f"INSERT INTO collector_visit ({', '.join(columns)}) SELECT {', '.join(columns.values())} "
-        "FROM bench_dash_gen WHERE v >= %s AND v < %s ORDER BY v"
-    )
-    return _exec(cur, sql, [v_from, v_to])
+    source = f"bench_dash_gen WHERE v >= {int(v_from)} AND v < {int(v_to)} ORDER BY v"
+    return insert_select(cur, "collector_visit", columns, source)
 
 
 def insert_events(cur: Any, layout: Layout, domain: str, v_from: int, v_to: int) -> int:
@@ -389,7 +361,7 @@ def insert_events(cur: Any, layout: Layout, domain: str, v_from: int, v_to: int)
     is_custom = f"s.seq = {custom_slot}"
     is_eng = "s.seq % 2 = 1"
     first = "s.seq = 0"
-    custom_name = elt("g.cust", EVENT_NAMES)
+    custom_name = sql_elt("g.cust", EVENT_NAMES)
     name = f"(CASE WHEN {is_custom} THEN {custom_name} WHEN {is_eng} THEN '{ENGAGEMENT}' ELSE 'pageview' END)"
     page_k = f"IF({is_custom}, 0, 2 * {k})"
     epoch_ms = int(layout.base.replace(tzinfo=dt.UTC).timestamp() * 1000)
@@ -404,7 +376,7 @@ def insert_events(cur: Any, layout: Layout, domain: str, v_from: int, v_to: int)
         "visit_key": "g.vkey",
         "name": name,
         "path": page_of("g.v", page_k),
-        "hostname": q(domain),
+        "hostname": sql_str(domain),
         "referrer": f"IF({first}, g.ref, '')",
         "referrer_source": f"IF({first}, g.src, '')",
         "utm_source": f"IF({first}, g.us, '')",
@@ -422,268 +394,8 @@ def insert_events(cur: Any, layout: Layout, domain: str, v_from: int, v_to: int)
         "engaged_ms": f"IF({is_eng}, g.eng, NULL)",
     }
     where = (
-        f"g.v >= %s AND g.v < %s AND ((s.seq < 2 * g.npv AND (s.seq % 2 = 0 OR (g.emask >> {k}) & 1)) "
-        f"OR (s.seq = {custom_slot} AND g.cust > 0))"
+        f"g.v >= {int(v_from)} AND g.v < {int(v_to)} AND ((s.seq < 2 * g.npv AND (s.seq % 2 = 0 OR "
+        f"(g.emask >> {k}) & 1)) OR (s.seq = {custom_slot} AND g.cust > 0))"
     )
-    sql = (
-        f"INSERT INTO collector_event ({', '.join(columns)}) SELECT {', '.join(columns.values())} "
-        f"FROM bench_dash_gen AS g JOIN seq_0_to_{custom_slot} AS s WHERE {where} ORDER BY 3"
-    )
-    return _exec(cur, sql, [v_from, v_to])
-
-
-# -- rollups -----------------------------------------------------------------------------------
-
-VISIT_DIMS = [  # (dim, Visit column, keep empty values) as collector.ingest.VISIT_DIMS
-    ("entry_page", "entry_path", True),
-    ("source", "referrer_source", True),
-    ("referrer", "referrer", False),
-    ("utm_source", "utm_source", False),
-    ("utm_medium", "utm_medium", False),
-    ("utm_campaign", "utm_campaign", False),
-    ("browser", "browser", True),
-    ("os", "os", True),
-    ("device", "device", True),
-    ("country", "country", True),
-]
-DAILY_COLS = (
-    "visitors",
-    "visits",
-    "pageviews",
-    "bounces",
-    "duration",
-    "events",
-    "value_sum",
-    "engaged_ms",
-    "engagements",
-    "scroll_sum",
-)
-DURATION = "FLOOR(TIMESTAMPDIFF(MICROSECOND, started, last_seen) / 1000000)"
-BOUNCE = "(pageviews <= 1 AND NOT interactive)"
-
-
-def rollups(cur: Any, layout: Layout, site_id: int, chunk_days: int = 31) -> None:
-    """collector_hourlytotal and collector_dailybreakdown of one site, by chunks of local days.
-
-    The last chunk runs two days past end_day: visits begun late on the last day end after it."""
-    days = [*layout.days, layout.end_day + dt.timedelta(days=1), layout.end_day + dt.timedelta(days=2)]
-    for i in range(0, len(days), chunk_days):
-        lo, hi = days[i], days[min(i + chunk_days, len(days)) - 1] + dt.timedelta(days=1)
-        _rollup_chunk(cur, _Chunk(layout, site_id, f"'{layout.midnight(lo)}'", f"'{layout.midnight(hi)}'"))
-
-
-@dataclass
-class _Chunk:
-    layout: Layout
-    site_id: int
-    a: str  # UTC bounds, SQL literals
-    b: str
-
-    def events(self, where: str = "TRUE") -> str:
-        """The chunk's events with their local time lt, as a derived table e."""
-        return (
-            f"(SELECT visitor_id, visit_key, name, path, value, engaged_ms, scroll_depth, "
-            f"{self.layout.local_sql('ts')} AS lt FROM collector_event "
-            f"WHERE site_id = {self.site_id} AND ts >= {self.a} AND ts < {self.b} AND {where}) AS e"
-        )
-
-    def visits(self, where: str = "TRUE") -> str:
-        """The visits started in the chunk, with local start ls, whole-second duration and bounce."""
-        return (
-            f"(SELECT *, {self.layout.local_sql('started')} AS ls, {DURATION} AS dur, {BOUNCE} AS bounce "
-            f"FROM collector_visit WHERE site_id = {self.site_id} AND started >= {self.a} AND started < {self.b} "
-            f"AND {where}) AS v"
-        )
-
-
-def _daily_insert(cur: Any, site_id: int, dim: str, select: dict[str, str], source: str, group: str) -> None:
-    """INSERT one dimension's rows; `select` gives day, value and some DAILY_COLS."""
-    inner = ", ".join(f"{expr} AS {name}" for name, expr in select.items())
-    cols = ", ".join(f"x.{c}" if c in select else "0" for c in DAILY_COLS)
-    sql = (
-        f"INSERT INTO collector_dailybreakdown (site_id, day, dim, value_hash, value, {', '.join(DAILY_COLS)}) "
-        f"SELECT {site_id}, x.day, '{dim}', h.h, x.value, {cols} "
-        f"FROM (SELECT {inner} FROM {source} GROUP BY {group}) AS x "
-        "JOIN bench_dash_hash AS h ON h.value = x.value COLLATE utf8mb4_bin"
-    )
-    _exec(cur, sql)
-
-
-def _rollup_chunk(cur: Any, c: _Chunk) -> None:
-    site_id = c.site_id
-    hits = c.events(f"name <> '{ENGAGEMENT}'")
-    hourly = f"""
-        INSERT INTO collector_hourlytotal
-            (site_id, day, hour, visitors, new_visitors, visits, pageviews, bounces, duration, events)
-        SELECT {site_id}, day, hour, SUM(visitors), SUM(new_visitors), SUM(visits), SUM(pageviews),
-               SUM(bounces), SUM(duration), SUM(events)
-        FROM (
-            SELECT DATE(lt) AS day, HOUR(lt) AS hour, COUNT(DISTINCT visitor_id) AS visitors, 0 AS new_visitors,
-                   0 AS visits, SUM(name = 'pageview') AS pageviews, 0 AS bounces, 0 AS duration,
-                   SUM(name <> 'pageview') AS events
-            FROM {hits} GROUP BY DATE(lt), HOUR(lt)
-            UNION ALL
-            SELECT day, hour, 0, COUNT(*), 0, 0, 0, 0, 0
-            FROM (SELECT DATE(lt) AS day, HOUR(MIN(lt)) AS hour FROM {hits} GROUP BY DATE(lt), visitor_id) AS f
-            GROUP BY day, hour
-            UNION ALL
-            SELECT DATE(ls), HOUR(ls), 0, 0, COUNT(*), 0, SUM(bounce), SUM(dur), 0
-            FROM {c.visits()} GROUP BY DATE(ls), HOUR(ls)
-        ) AS u GROUP BY day, hour
-    """
-    _exec(cur, hourly)
-    visit_numbers = {
-        "visitors": "COUNT(DISTINCT visitor_id)",
-        "visits": "COUNT(*)",
-        "pageviews": "SUM(pageviews)",
-        "bounces": "SUM(bounce)",
-        "duration": "SUM(dur)",
-        "events": "SUM(events)",
-    }
-    for dim, column, keep_empty in VISIT_DIMS:
-        source = c.visits() if keep_empty else c.visits(f"{column} <> ''")
-        select = {"day": "day", "value": f"MIN({column})", **visit_numbers}
-        _daily_insert(cur, site_id, dim, select, source, f"day, BINARY {column}")
-    _daily_insert(
-        cur,
-        site_id,
-        "exit_page",
-        {"day": "day", "value": "MIN(exit_path)", "visits": "COUNT(*)"},
-        c.visits(),
-        "day, BINARY exit_path",
-    )
-    page = f"""(
-        SELECT DATE(lt) AS day, path, COUNT(DISTINCT visitor_id) AS visitors, COUNT(DISTINCT visit_key) AS visits,
-               COUNT(*) AS pageviews, 0 AS engaged_ms, 0 AS engagements, 0 AS scroll_sum
-        FROM {c.events("name = 'pageview'")} GROUP BY DATE(lt), BINARY path
-        UNION ALL
-        SELECT DATE(lt), path, 0, 0, 0, SUM(engaged_ms), COUNT(*), SUM(COALESCE(scroll_depth, 0))
-        FROM {c.events(f"name = '{ENGAGEMENT}'")} GROUP BY DATE(lt), BINARY path
-    ) AS pg"""
-    sums = ("visitors", "visits", "pageviews", "engaged_ms", "engagements", "scroll_sum")
-    _daily_insert(
-        cur,
-        site_id,
-        "page",
-        {"day": "day", "value": "MIN(path)", **{col: f"SUM({col})" for col in sums}},
-        page,
-        "day, BINARY path",
-    )
-    _daily_insert(
-        cur,
-        site_id,
-        "event",
-        {
-            "day": "DATE(lt)",
-            "value": "MIN(name)",
-            "visitors": "COUNT(DISTINCT visitor_id)",
-            "visits": "COUNT(DISTINCT visit_key)",
-            "events": "COUNT(*)",
-            "value_sum": "SUM(COALESCE(value, 0))",
-        },
-        c.events(f"name NOT IN ('pageview', '{ENGAGEMENT}')"),
-        "DATE(lt), BINARY name",
-    )
-
-
-# -- indexes ----------------------------------------------------------------------------------
-
-
-def secondary_indexes(cur: Any, table: str) -> list[tuple[str, bool, list[str]]]:
-    cur.execute(
-        "SELECT index_name, non_unique, column_name FROM information_schema.statistics "
-        "WHERE table_schema = DATABASE() AND table_name = %s AND index_name <> 'PRIMARY' "
-        "ORDER BY index_name, seq_in_index",
-        [table],
-    )
-    found: dict[str, tuple[bool, list[str]]] = {}
-    for name, non_unique, column in cur.fetchall():
-        found.setdefault(name, (not int(non_unique), []))[1].append(column)
-    return [(name, unique, cols) for name, (unique, cols) in found.items()]
-
-
-def drop_indexes(cur: Any, table: str) -> list[tuple[str, bool, list[str]]]:
-    indexes = secondary_indexes(cur, table)
-    if indexes:
-        _exec(cur, f"ALTER TABLE `{table}` " + ", ".join(f"DROP INDEX `{name}`" for name, _, _ in indexes))
-    return indexes
-
-
-def add_indexes(cur: Any, table: str, indexes: list[tuple[str, bool, list[str]]]) -> None:
-    if indexes:
-        parts = [
-            f"ADD {'UNIQUE ' if unique else ''}INDEX `{name}` ({', '.join(f'`{c}`' for c in cols)})"
-            for name, unique, cols in indexes
-        ]
-        _exec(cur, f"ALTER TABLE `{table}` " + ", ".join(parts))
-
-
-# -- the whole database ------------------------------------------------------------------------
-
-
-def generate(db_name: str, site_ids: dict[str, int], big_events: int, end_day: dt.date) -> dict[str, Any]:
-    """Fill an empty, migrated database (sites created) with the generated year. Returns stats."""
-    from collector.ingest import hash64
-
-    layout = Layout(end_day, zoneinfo.ZoneInfo(TZ_NAME))
-    conn = mysql_connect(db_name)
-    conn.autocommit(True)
-    stats: dict[str, Any] = {}
-    t_all = time.perf_counter()
-    with conn.cursor() as cur:
-        _exec(cur, "SET SESSION time_zone = '+00:00', SESSION unique_checks = 0, SESSION foreign_key_checks = 0")
-        _exec(cur, "SET SESSION tmp_table_size = 268435456, SESSION max_heap_table_size = 268435456")
-        _exec(cur, "DROP TABLE IF EXISTS bench_dash_gen, bench_dash_hash")
-        _exec(cur, GEN_TABLE)
-        _exec(
-            cur,
-            "CREATE TABLE bench_dash_hash (value VARCHAR(255) COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, "
-            "h BIGINT NOT NULL) CHARACTER SET utf8mb4",
-        )
-        cur.executemany("INSERT INTO bench_dash_hash VALUES (%s, %s)", [(v, hash64(v)) for v in sorted(all_values())])
-
-        t = time.perf_counter()
-        ranges = {}
-        v = 0
-        for domain, events in ((BIG_DOMAIN, big_events), (SMALL_DOMAIN, SMALL_EVENTS)):
-            n_visits = max(DAYS, round(events / EVENTS_PER_VISIT))
-            end = gen_visits(cur, layout, site_ids[domain], v, n_visits)
-            ranges[domain] = (v, end)
-            v = end
-        stats["gen_visits_s"] = time.perf_counter() - t
-        log(f"{db_name}: {v:,} visits planned in {stats['gen_visits_s']:.0f} s")
-
-        t = time.perf_counter()
-        visit_indexes = drop_indexes(cur, "collector_visit")
-        chunk = 500_000
-        for lo, hi in ranges.values():
-            for a in range(lo, hi, chunk):
-                insert_visits(cur, layout, a, min(hi, a + chunk))
-        log(f"{db_name}: visits inserted in {time.perf_counter() - t:.0f} s; building their indexes")
-        add_indexes(cur, "collector_visit", visit_indexes)
-        stats["visits_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        done = 0
-        for domain, (lo, hi) in ranges.items():
-            step = max(1, 300_000 // 3)  # ~300k events per statement
-            for a in range(lo, hi, step):
-                done += insert_events(cur, layout, domain, a, min(hi, a + step))
-                if domain == BIG_DOMAIN and (a - lo) // step % 10 == 9:
-                    rate = done / (time.perf_counter() - t)
-                    log(f"{db_name}: events {done:,} ({rate:,.0f} rows/s)")
-        stats["events_s"] = time.perf_counter() - t
-        log(f"{db_name}: {done:,} events inserted in {stats['events_s']:.0f} s; rollups")
-
-        t = time.perf_counter()
-        for domain in ranges:
-            rollups(cur, layout, site_ids[domain])
-        stats["rollups_s"] = time.perf_counter() - t
-        log(f"{db_name}: rollups in {stats['rollups_s']:.0f} s; analyzing")
-        for table in ("collector_event", "collector_visit", "collector_dailybreakdown", "collector_hourlytotal"):
-            cur.execute(f"ANALYZE TABLE `{table}`")
-            cur.fetchall()
-        _exec(cur, "DROP TABLE bench_dash_gen")
-        stats["seconds"] = time.perf_counter() - t_all
-    conn.close()
-    return stats
+    source = f"bench_dash_gen AS g JOIN seq_0_to_{custom_slot} AS s WHERE {where} ORDER BY 3"
+    return insert_select(cur, "collector_event", columns, source)

@@ -27,58 +27,41 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BENCH_DOMAIN, BenchDatabase, log, mysql_connect
+from bench.common import (
+    BENCH_DOMAIN,
+    BROWSERS,
+    COUNTRIES,
+    CUSTOM_EVENTS,
+    DEVICES,
+    INGEST_DAYS_AGO,
+    OSES,
+    SECTIONS,
+    SOURCES,
+    STORED_TABLES,
+    BenchDatabase,
+    analyze,
+    insert_select,
+    log,
+    sql_elt,
+    table_stats,
+)
+from collector.payload import ENGAGEMENT
 
 CHUNK = 500_000
 EVENTS_PER_VISIT = 4
 DAYS = 365
-INGEST_DAYS_AGO = 7  # keep in step with ingest_bench.INGEST_DAYS_AGO: the fill ends before those days
-SECTIONS = ("blog", "docs", "pricing", "product", "guides", "changelog", "about", "careers")
-SOURCES = [
-    "Google",
-    "Bing",
-    "DuckDuckGo",
-    "Yahoo!",
-    "Yandex",
-    "Baidu",
-    "Ecosia",
-    "Kagi",
-    "Brave_Search",
-    "Twitter",
-    "Facebook",
-    "LinkedIn",
-    "Reddit",
-    "Hacker_News",
-    "Lobsters",
-    "GitHub",
-    "Stack_Overflow",
-    "YouTube",
-    "Instagram",
-    "Pinterest",
-    "Bluesky",
-    "Mastodon",
-    "ChatGPT",
-    "Perplexity",
-    "Product_Hunt",
-    "dev.to",
-    "Medium",
-    "Substack",
-    "partner-blog.example",
-    "newsletter.example",
-]
-BROWSERS = ("Chrome", "Safari", "Firefox", "Edge", "Samsung Internet")
-OSES = ("Windows", "macOS", "iOS", "Android")
-DEVICES = ("Desktop", "Mobile", "Tablet")
-COUNTRIES = "USGBDEFRCAAUNLSENODKFIESITPTPLCZATCHBEIEINJPKRCNSGBRMXARCLCOZANGEGTRILAERUUANZID"  # 40 codes
-EVENT_NAMES = ("Signup", "Download", "Outbound Link: Click", "Purchase")
+SOURCE_NAMES = [name for _, name in SOURCES]
+BROWSER_NAMES = [name for name, _ in BROWSERS]
+OS_NAMES = [name for name, _ in OSES]
+DEVICE_NAMES = [name for name, _ in DEVICES]
 HASH_MUL = 2654435761
 HASH_MOD = 4294967291
 TWO_63 = 2**63
 
 
 def _elt(index_sql: str, values: tuple[str, ...] | list[str]) -> str:
-    quoted = ", ".join("'" + v.replace("_", " ").replace("'", "''") + "'" for v in values)
-    return f"ELT(1 + ({index_sql}) % {len(values)}, {quoted})"
+    """One of values, picked by an SQL integer expression (modulo their number)."""
+    return sql_elt(f"1 + ({index_sql}) % {len(values)}", values)
 
 
 def fill_window(today: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]:
@@ -88,40 +71,23 @@ def fill_window(today: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]
     return end - dt.timedelta(days=DAYS), end
 
 
-def _required_extras(cur: Any, table: str, given: set[str]) -> list[tuple[str, str]]:
-    """NOT NULL columns without a default that this fill does not know (added by a later migration)."""
-    cur.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = DATABASE() "
-        "AND table_name = %s AND is_nullable = 'NO' AND column_default IS NULL AND extra NOT LIKE %s",
-        [table, "%auto_increment%"],
-    )
-    extras = []
-    for name, data_type in cur.fetchall():
-        if name in given:
-            continue
-        data_type = data_type.lower()
-        if "int" in data_type or data_type in ("decimal", "double", "float"):
-            literal = "0"
-        elif data_type in ("date", "datetime", "timestamp"):
-            literal = "'2000-01-01'"
-        elif data_type in ("longtext", "json"):
-            literal = "'[]'"
-        else:
-            literal = "''"
-        extras.append((name, literal))
-    return extras
+def _source_columns(has_source: str) -> dict[str, str]:
+    """referrer and referrer_source of a visit (t.hv) that has one where has_source holds."""
+    source = _elt("t.hv DIV 19", SOURCE_NAMES)
+    return {
+        "referrer": f"CASE WHEN {has_source} THEN LOWER(REPLACE({source}, ' ', '')) ELSE '' END",
+        "referrer_source": f"CASE WHEN {has_source} THEN {source} ELSE '' END",
+    }
 
 
-def _insert(cur: Any, table: str, columns: dict[str, str], source: str, ignore: bool = False) -> int:
-    extras = _required_extras(cur, table, set(columns))
-    names = [*columns, *(name for name, _ in extras)]
-    exprs = [*columns.values(), *(literal for _, literal in extras)]
-    sql = (
-        f"INSERT {'IGNORE ' if ignore else ''}INTO `{table}` ({', '.join(f'`{n}`' for n in names)}) "
-        f"SELECT {', '.join(exprs)} FROM {source}"
-    )
-    cur.execute(sql)
-    return int(cur.rowcount)
+def _client_columns() -> dict[str, str]:
+    """browser, os, device and country of a visit (t.hv)."""
+    return {
+        "browser": _elt("t.hv DIV 3", BROWSER_NAMES),
+        "os": _elt("t.hv DIV 5", OS_NAMES),
+        "device": _elt("t.hv DIV 7", DEVICE_NAMES),
+        "country": f"SUBSTRING('{''.join(COUNTRIES)}', 1 + 2 * ((t.hv DIV 23) % {len(COUNTRIES)}), 2)",
+    }
 
 
 def _event_columns(site_id: int, stage: int, n: int, start: dt.datetime) -> dict[str, str]:
@@ -130,8 +96,8 @@ def _event_columns(site_id: int, stage: int, n: int, start: dt.datetime) -> dict
     key_step = (2**64 - 2**20) // nv
     name = (
         "CASE WHEN t.h % 100 < 5 THEN "
-        + _elt("t.h DIV 100", EVENT_NAMES)
-        + " WHEN t.h % 100 < 25 AND t.i % 4 <> 0 THEN 'engagement' ELSE 'pageview' END"
+        + _elt("t.h DIV 100", CUSTOM_EVENTS)
+        + f" WHEN t.h % 100 < 25 AND t.i % 4 <> 0 THEN '{ENGAGEMENT}' ELSE 'pageview' END"
     )
     path = (
         "CASE WHEN (t.h DIV 7) % 10 = 0 THEN '/' ELSE CONCAT('/', " + _elt("t.pk", SECTIONS) + ", '/page-', t.pk) END"
@@ -149,17 +115,13 @@ def _event_columns(site_id: int, stage: int, n: int, start: dt.datetime) -> dict
         "name": name,
         "path": path,
         "hostname": f"'{BENCH_DOMAIN}'",
-        "referrer": f"CASE WHEN {has_source} THEN LOWER(REPLACE({_elt('t.hv DIV 19', SOURCES)}, ' ', '')) ELSE '' END",
-        "referrer_source": f"CASE WHEN {has_source} THEN {_elt('t.hv DIV 19', SOURCES)} ELSE '' END",
+        **_source_columns(has_source),
         "utm_source": "''",
         "utm_medium": "''",
         "utm_campaign": "''",
         "utm_content": "''",
         "utm_term": "''",
-        "browser": _elt("t.hv DIV 3", BROWSERS),
-        "os": _elt("t.hv DIV 5", OSES),
-        "device": _elt("t.hv DIV 7", DEVICES),
-        "country": f"SUBSTRING('{COUNTRIES}', 1 + 2 * ((t.hv DIV 23) % 40), 2)",
+        **_client_columns(),
         "value": "CASE WHEN t.h % 100 < 5 AND (t.h DIV 100) % 4 = 3 THEN 1999 ELSE NULL END",
         "props": "NULL",
         "scroll_depth": "CASE WHEN t.h % 100 BETWEEN 5 AND 24 AND t.i % 4 <> 0 THEN 10 + t.h % 91 ELSE NULL END",
@@ -188,15 +150,11 @@ def _visit_columns(site_id: int, stage: int, n: int, start: dt.datetime) -> dict
         "engaged_ms": "(t.hv DIV 91) % 600000",
         "entry_path": entry,
         "exit_path": exit_path,
-        "referrer": f"CASE WHEN {has_source} THEN LOWER(REPLACE({_elt('t.hv DIV 19', SOURCES)}, ' ', '')) ELSE '' END",
-        "referrer_source": f"CASE WHEN {has_source} THEN {_elt('t.hv DIV 19', SOURCES)} ELSE '' END",
+        **_source_columns(has_source),
         "utm_source": "''",
         "utm_medium": "''",
         "utm_campaign": "''",
-        "browser": _elt("t.hv DIV 3", BROWSERS),
-        "os": _elt("t.hv DIV 5", OSES),
-        "device": _elt("t.hv DIV 7", DEVICES),
-        "country": f"SUBSTRING('{COUNTRIES}', 1 + 2 * ((t.hv DIV 23) % 40), 2)",
+        **_client_columns(),
         # A visit's `seen` list holds ~12 64-bit hashes (dimension values, hours, pages).
         "seen": "CONCAT('[', REPEAT('-1234567890123456789,', 11), t.v, ']')",
     }
@@ -214,8 +172,8 @@ def daily_plan(total_events: int) -> dict[str, int]:
         "browser": len(BROWSERS),
         "os": len(OSES),
         "device": len(DEVICES),
-        "country": 40,
-        "event": len(EVENT_NAMES),
+        "country": len(COUNTRIES),
+        "event": len(CUSTOM_EVENTS),
     }
 
 
@@ -245,7 +203,7 @@ def _fill_daily(cur: Any, site_id: int, total_events: int, start: dt.datetime) -
             "scroll_sum": "0",
         }
         source = f"seq_0_to_{DAYS - 1} AS d JOIN seq_1_to_{values} AS v ORDER BY d.seq, v.seq"
-        added += _insert(cur, "collector_dailybreakdown", columns, source, ignore=True)
+        added += insert_select(cur, "collector_dailybreakdown", columns, source, ignore=True)
     return added
 
 
@@ -263,12 +221,12 @@ def _fill_hourly(cur: Any, site_id: int, total_events: int, start: dt.datetime) 
         "duration": f"{per_hour} * 30",
         "events": f"{per_hour} DIV 20",
     }
-    return _insert(cur, "collector_hourlytotal", columns, f"seq_0_to_{DAYS * 24 - 1} AS h", ignore=True)
+    return insert_select(cur, "collector_hourlytotal", columns, f"seq_0_to_{DAYS * 24 - 1} AS h", ignore=True)
 
 
 def fill_to(db: BenchDatabase, target_events: int) -> dict[str, Any]:
     """Add generated rows until collector_event holds target_events rows (never removes rows)."""
-    conn = mysql_connect(db.name)
+    conn = db.connect()
     conn.autocommit(True)
     started = time.perf_counter()
     with conn.cursor() as cur:
@@ -294,7 +252,7 @@ def fill_to(db: BenchDatabase, target_events: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         for a in range(0, n, CHUNK):
             b = min(n, a + CHUNK) - 1
-            _insert(cur, "collector_event", event_columns, derived.format(a=a, b=b))
+            insert_select(cur, "collector_event", event_columns, derived.format(a=a, b=b))
             done = b + 1
             rate = done / (time.perf_counter() - t0)
             log(f"fill: events {done:,}/{n:,} ({rate:,.0f} rows/s, ~{(n - done) / rate:.0f} s left)")
@@ -306,16 +264,14 @@ def fill_to(db: BenchDatabase, target_events: int) -> dict[str, Any]:
         visit_columns = _visit_columns(db.site_id, stage, n, start)
         for a in range(0, nv, CHUNK):
             b = min(nv, a + CHUNK) - 1
-            _insert(cur, "collector_visit", visit_columns, visit_derived.format(a=a, b=b))
+            insert_select(cur, "collector_visit", visit_columns, visit_derived.format(a=a, b=b))
             log(f"fill: visits {b + 1:,}/{nv:,}")
         total = int(current) + n
         daily = _fill_daily(cur, db.site_id, total, start)
         hourly = _fill_hourly(cur, db.site_id, total, start)
         log(f"fill: rollups +{daily:,} daily breakdown rows, +{hourly:,} hourly rows; analyzing tables")
-        for table in ("collector_event", "collector_visit", "collector_dailybreakdown", "collector_hourlytotal"):
-            cur.execute(f"ANALYZE TABLE `{table}`")
-            cur.fetchall()
-        stats.update(_table_stats(cur))
+        analyze(cur, STORED_TABLES)
+        stats["tables"] = table_stats(cur, STORED_TABLES)
     conn.close()
     stats["seconds"] = time.perf_counter() - started
     log(
@@ -333,21 +289,6 @@ def _next_stage(cur: Any) -> int:
     stage = int(cur.fetchone()[0])
     cur.execute("INSERT INTO bench_fill (stage, created) VALUES (%s, NOW())", [stage])
     return stage
-
-
-def _table_stats(cur: Any) -> dict[str, Any]:
-    tables = {}
-    for table in ("collector_event", "collector_visit", "collector_dailybreakdown", "collector_hourlytotal"):
-        cur.execute(f"SELECT COUNT(*) FROM `{table}`")
-        rows = int(cur.fetchone()[0])
-        cur.execute(
-            "SELECT data_length + index_length FROM information_schema.tables "
-            "WHERE table_schema = DATABASE() AND table_name = %s",
-            [table],
-        )
-        size = int(cur.fetchone()[0] or 0)
-        tables[table] = {"rows": rows, "mib": size // 2**20}
-    return {"tables": tables}
 
 
 def main(argv: list[str] | None = None) -> int:

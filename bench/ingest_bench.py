@@ -15,6 +15,8 @@ SQL statement of ingest_batch is counted (connection.execute_wrapper) and classi
     .venv/bin/python bench/ingest_bench.py                      # own database, dropped at the end
     .venv/bin/python bench/ingest_bench.py --batch-sizes 1000 --events 1000:30000
     .venv/bin/python bench/ingest_bench.py --profile 1000       # pyinstrument (pip install pyinstrument)
+    .venv/bin/python bench/ingest_bench.py --quick              # few hits: tries the script
+    .venv/bin/python bench/ingest_bench.py --sqlite --quick     # a SQLite file instead of MariaDB
 """
 
 from __future__ import annotations
@@ -38,99 +40,32 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BENCH_DOMAIN, BenchDatabase, app_env, log
+from bench.common import (
+    BENCH_DOMAIN,
+    BROWSERS,
+    COUNTRIES,
+    CUSTOM_EVENTS,
+    DEVICES,
+    INGEST_DAYS_AGO,
+    OSES,
+    SECTIONS,
+    SOURCES,
+    BenchDatabase,
+    log,
+)
+from collector.payload import ENGAGEMENT
 
 DEFAULT_EVENTS = {1: 2_000, 100: 20_000, 1000: 30_000, 10000: 50_000}
+QUICK_EVENTS = "1:300,100:3000,1000:10000,10000:20000"  # as run_all.py --quick
 TARGET_EVENTS_PER_S = 10_000  # at batch size 1,000
-# The ingest writes days after the range the scaling bench fills (see fill.py).
-INGEST_DAYS_AGO = 7
 
 PAGE_COUNT = 2000
-SECTIONS = ("blog", "docs", "pricing", "product", "guides", "changelog", "about", "careers")
-SOURCES = [  # (referrer as the collector stores it: host + path, source name)
-    ("google.com", "Google"),
-    ("bing.com", "Bing"),
-    ("duckduckgo.com", "DuckDuckGo"),
-    ("search.yahoo.com", "Yahoo!"),
-    ("yandex.ru", "Yandex"),
-    ("baidu.com", "Baidu"),
-    ("ecosia.org", "Ecosia"),
-    ("kagi.com", "Kagi"),
-    ("search.brave.com", "Brave Search"),
-    ("t.co", "Twitter"),
-    ("facebook.com", "Facebook"),
-    ("linkedin.com", "LinkedIn"),
-    ("reddit.com/r/webdev/comments/abc", "Reddit"),
-    ("news.ycombinator.com/item", "Hacker News"),
-    ("lobste.rs/s/xyz", "Lobsters"),
-    ("github.com/someone/project", "GitHub"),
-    ("stackoverflow.com/questions/1", "Stack Overflow"),
-    ("youtube.com/watch", "YouTube"),
-    ("instagram.com", "Instagram"),
-    ("pinterest.com", "Pinterest"),
-    ("bsky.app", "Bluesky"),
-    ("mastodon.social", "Mastodon"),
-    ("chatgpt.com", "ChatGPT"),
-    ("perplexity.ai", "Perplexity"),
-    ("producthunt.com/posts/bench", "Product Hunt"),
-    ("dev.to/someone/post", "dev.to"),
-    ("medium.com/@someone/post", "Medium"),
-    ("substack.com", "Substack"),
-    ("partner-blog.example/review", "partner-blog.example"),
-    ("newsletter.example/issue-42", "newsletter.example"),
-]
-BROWSERS = (("Chrome", 60), ("Safari", 20), ("Firefox", 8), ("Edge", 8), ("Samsung Internet", 4))
-OSES = (("Windows", 35), ("macOS", 20), ("iOS", 25), ("Android", 20))
-DEVICES = (("Desktop", 55), ("Mobile", 40), ("Tablet", 5))
-COUNTRIES = [
-    "US",
-    "GB",
-    "DE",
-    "FR",
-    "CA",
-    "AU",
-    "NL",
-    "SE",
-    "NO",
-    "DK",
-    "FI",
-    "ES",
-    "IT",
-    "PT",
-    "PL",
-    "CZ",
-    "AT",
-    "CH",
-    "BE",
-    "IE",
-    "IN",
-    "JP",
-    "KR",
-    "CN",
-    "SG",
-    "BR",
-    "MX",
-    "AR",
-    "CL",
-    "CO",
-    "ZA",
-    "NG",
-    "EG",
-    "TR",
-    "IL",
-    "AE",
-    "RU",
-    "UA",
-    "NZ",
-    "ID",
-]
 UTM = [
     ("newsletter", "email", "november"),
     ("twitter", "social", "launch"),
     ("google", "cpc", "brand"),
     ("partner", "referral", "spring-deal"),
 ]
-CUSTOM_EVENTS = ("Signup", "Download", "Outbound Link: Click", "Purchase")
 PAGEVIEWS_PER_VISIT = (1, 2, 3, 4, 5, 6, 7, 8)
 PAGEVIEW_WEIGHTS = (40, 20, 12, 9, 7, 5, 4, 3)
 
@@ -143,18 +78,20 @@ def page_paths() -> list[str]:
     return ["/"] + [f"/{SECTIONS[k % len(SECTIONS)]}/page-{k}" for k in range(1, PAGE_COUNT)]
 
 
-# How hit ids are made: "time" as collector/services.py hit_id() does now (48-bit millisecond
-# timestamp + 80 random bits, hex, time-ordered like UUIDv7), or "uuid4" (random, what the
-# collector made before 2026-11-26 16:30) to measure what random ids cost the unique index on
+# How hit ids are made: "time" by collector/services.py hit_id() (48-bit millisecond timestamp +
+# 80 random bits, hex, time-ordered like UUIDv7), or "uuid4" (random, what the collector made
+# before 2026-11-26 16:30) to measure what random ids cost the unique index on
 # collector_event.hit_id once the table is large (--hit-ids uuid4).
 HIT_IDS = "time"
 
 
-def new_hit_id(ts_ms: int, rng: random.Random | None = None) -> str:
-    bits = rng.getrandbits if rng is not None else random.getrandbits
+def new_hit_id(ts_ms: int) -> str:
     if HIT_IDS == "time":
-        return f"{ts_ms:012x}{bits(80):020x}"
-    return uuid.UUID(int=bits(128), version=4).hex
+        # Imported here: the app's modules need Django set up, which run() does first.
+        from collector.services import hit_id
+
+        return hit_id(ts_ms)
+    return uuid.uuid4().hex
 
 
 def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[dict[str, Any]]:
@@ -186,7 +123,7 @@ def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[
         t = day_start + rng.uniform(0, 86_400 - 3_600)
         for j in range(rng.choices(PAGEVIEWS_PER_VISIT, PAGEVIEW_WEIGHTS)[0]):
             path = rng.choices(paths, cum_weights=page_cum)[0]
-            hit = {"id": new_hit_id(int(t * 1000), rng), "ts": int(t * 1000), "n": "pageview"}
+            hit = {"id": new_hit_id(int(t * 1000)), "ts": int(t * 1000), "n": "pageview"}
             hit.update(common, p=path, i=True)
             if j == 0 and source is not None:
                 hit["ref"], hit["src"] = source
@@ -195,7 +132,7 @@ def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[
             hits.append(hit)
             if rng.random() < 0.06:
                 name = rng.choice(CUSTOM_EVENTS)
-                event = {"id": new_hit_id(int((t + 5) * 1000), rng), "ts": int((t + 5) * 1000)}
+                event = {"id": new_hit_id(int((t + 5) * 1000)), "ts": int((t + 5) * 1000)}
                 event.update(common, n=name, p=path, i=True)
                 if name == "Purchase":
                     event["v"] = rng.choice((999, 1999, 4999, 19900))
@@ -203,8 +140,8 @@ def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[
                 hits.append(event)
             gap = rng.uniform(10, 300)
             if rng.random() < 0.3:  # the tracker's engagement report when the page is left
-                engagement = {"id": new_hit_id(int((t + gap) * 1000), rng), "ts": int((t + gap) * 1000)}
-                engagement.update(common, n="engagement", p=path, i=False)
+                engagement = {"id": new_hit_id(int((t + gap) * 1000)), "ts": int((t + gap) * 1000)}
+                engagement.update(common, n=ENGAGEMENT, p=path, i=False)
                 engagement["e"] = int(gap * 1000 * rng.uniform(0.3, 1.0))
                 engagement["sd"] = rng.randint(10, 100)
                 hits.append(engagement)
@@ -215,7 +152,7 @@ def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[
 
 # -- measurement ---------------------------------------------------------------------------------
 
-_TABLE = re.compile(r"`((?:collector|dashboard)_\w+)`")
+_TABLE = re.compile(r"[`\"]((?:collector|dashboard)_\w+)[`\"]")  # MariaDB's or SQLite's quotes
 
 
 def classify(sql: str) -> str:
@@ -224,7 +161,7 @@ def classify(sql: str) -> str:
     if match is None:
         return "connection setup"
     table = match.group(1)
-    if verb == "INSERT" and "ON DUPLICATE KEY UPDATE" in sql:
+    if verb == "INSERT" and ("ON DUPLICATE KEY UPDATE" in sql or "DO UPDATE" in sql):
         verb = "UPSERT"
     elif verb == "SELECT" and sql.rstrip().endswith("FOR UPDATE"):
         verb = "SELECT FOR UPDATE"
@@ -361,7 +298,7 @@ def bench_batch_size(
     n_batches = len(batches)
     per_batch = {key: value / n_batches for key, value in sorted(counter.statements.items())}
     rows_per_batch = {key: value / n_batches for key, value in sorted(counter.rows.items())}
-    names = Counter(hit["n"] if hit["n"] in ("pageview", "engagement") else "custom" for hit in hits)
+    names = Counter(hit["n"] if hit["n"] in ("pageview", ENGAGEMENT) else "custom" for hit in hits)
     result = {
         "batch_size": batch_size,
         "hit_ids": HIT_IDS,
@@ -418,8 +355,8 @@ def print_result(r: dict[str, Any]) -> None:
         print(f"      target >= {TARGET_EVENTS_PER_S} events/s at batch 1,000: {verdict}", flush=True)
 
 
-def configure_django(db_name: str) -> None:
-    os.environ.update(app_env(db_name))
+def configure_django(db: BenchDatabase) -> None:
+    os.environ.update(db.env())
     import django
 
     django.setup()
@@ -428,7 +365,7 @@ def configure_django(db_name: str) -> None:
 def run(
     db: BenchDatabase, sizes: dict[int, int], day_offset: int = 0, profile: int | None = None
 ) -> list[dict[str, Any]]:
-    configure_django(db.name)
+    configure_django(db)
     from django.db import connection
 
     results = []
@@ -477,16 +414,18 @@ def main(argv: list[str] | None = None) -> int:
         "--hit-ids",
         choices=["uuid4", "time"],
         default="time",
-        help="random hit ids as the collector makes them (default), or time-ordered ones",
+        help="time-ordered hit ids as the collector makes them (default), or random uuid4 ones",
     )
     parser.add_argument("--profile", type=int, help="profile this batch size with pyinstrument")
+    parser.add_argument("--sqlite", action="store_true", help="a SQLite file in the temp directory, not MariaDB")
+    parser.add_argument("--quick", action="store_true", help=f"fewer hits ({QUICK_EVENTS}): tries the script")
     parser.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
-    sizes = parse_sizes(args.batch_sizes, args.events)
+    sizes = parse_sizes(args.batch_sizes, args.events or (QUICK_EVENTS if args.quick else None))
     global HIT_IDS
     HIT_IDS = args.hit_ids
     own = args.database is None
-    db = BenchDatabase("bench_ingest") if own else BenchDatabase(args.database)
+    db = BenchDatabase(args.database or "bench_ingest", engine="sqlite" if args.sqlite else "mariadb")
     try:
         db.create() if own else db.attach()
         results = run(db, sizes, args.day_offset, args.profile)

@@ -34,7 +34,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.collector_bench import DEFAULT_CLIENTS, bench_collector, pick_loadgen
-from bench.common import PYTHON, ROOT, BenchDatabase, flush_redis, log, machine
+from bench.common import PYTHON, ROOT, BenchDatabase, flush_redis, log, machine, wait_for_quiet
 from bench.fill import fill_to
 
 SCALING_STEPS = (1_000_000, 10_000_000)
@@ -42,18 +42,6 @@ SCALING_STEPS = (1_000_000, 10_000_000)
 
 def loadavg() -> float:
     return os.getloadavg()[0]
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 0.7) -> float:
-    """Other work on this 2-core machine skews every figure: wait (bounded) for the load to drop."""
-    deadline = time.monotonic() + max_wait
-    load = loadavg()
-    if load > threshold and max_wait > 0:
-        log(f"load average {load:.2f} > {threshold}: waiting up to {max_wait:.0f} s for other work to finish")
-        while load > threshold and time.monotonic() < deadline:
-            time.sleep(5)
-            load = loadavg()
-    return load
 
 
 def run_ingest(
@@ -126,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "--hit-ids",
         choices=["uuid4", "time"],
         default="time",
-        help="hit ids of the ingest bench: random as the collector makes them (default) or time-ordered",
+        help="hit ids of the ingest bench: time-ordered as the collector makes them (default) or random uuid4",
     )
     parser.add_argument("--quick", action="store_true", help="3 s runs, fewer hits, 1M step at most")
     parser.add_argument("--quiet-wait", type=float, default=60, help="max seconds to wait for a low load average")
@@ -158,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         db.create()
         workers = [int(x) for x in args.workers.split(",")]
 
-        report["loads"] = {"collector": wait_for_quiet(args.quiet_wait)}
+        report["loads"] = {"collector": wait_for_quiet(args.quiet_wait).load}
         db.migrate()
         log("== 1. collector: /api/event vs /bench/bare ==")
         report["collector"] = bench_collector(db, workers, args.duration, args.warmup, 2, loadgen, args.clients)
 
-        report["loads"]["ingest"] = wait_for_quiet(args.quiet_wait)
+        report["loads"]["ingest"] = wait_for_quiet(args.quiet_wait).load
         db.migrate()
         log("== 2. ingest_batch vs plain bulk_create ==")
         report["ingest"] = run_ingest(db, args.batch_sizes, args.events, 0, args.hit_ids)
@@ -176,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         for index, target in enumerate(steps, start=1):
             log(f"== 3.{index}. stored data: {target:,} events ==")
             fill = fill_to(db, target)
-            report["loads"][f"stored {target:,}"] = wait_for_quiet(args.quiet_wait)
+            report["loads"][f"stored {target:,}"] = wait_for_quiet(args.quiet_wait).load
             db.migrate()
             events_before = db.count("collector_event")
             ingest = run_ingest(db, "1000", f"1000:{ingest_1000_events}", index, args.hit_ids)

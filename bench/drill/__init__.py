@@ -1,0 +1,1 @@
+"""The attack drill of bench/attack.py, by concern (see that file's docstring)."""
