@@ -138,7 +138,7 @@ def ensure_data(name: str, events: int, reuse: bool) -> dict[str, Any]:
     recreate_database(name)
     log(f"{name}: created; migrating")
     call_command("migrate", verbosity=0, interactive=False)
-    from dashboard.models import Site
+    from sites.models import Site
 
     site_ids = {}
     for domain in (BIG_DOMAIN, SMALL_DOMAIN):
@@ -374,8 +374,8 @@ def worker(args: argparse.Namespace) -> int:
     django.setup()
     from django.db.backends.signals import connection_created
 
-    from dashboard.models import Site
     from dashboard.periods import Period, parse_period
+    from sites.models import Site
 
     def limit_statements(sender: Any, connection: Any, **kwargs: Any) -> None:
         with connection.cursor() as cur:  # MariaDB: abort a statement after this many seconds
@@ -446,7 +446,7 @@ def replay_check(source_db: str) -> dict[str, Any]:
 
     django.setup()
     from collector.ingest import ingest_batch
-    from dashboard.models import Site
+    from sites.models import Site
 
     recreate_database(CHECK_DB)
     call_command("migrate", verbosity=0, interactive=False)

@@ -77,7 +77,7 @@ def url(path: str) -> str:
 
 @pytest.fixture
 def day(db: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, Any]:
-    from dashboard.models import Site
+    from sites.models import Site
 
     settings.TRUSTED_PROXY_HOPS = 1
     site = Site.objects.create(domain="example.com", timezone="America/New_York")

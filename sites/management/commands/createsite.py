@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.models import Site, normalize_domain
+from sites.models import Site, normalize_domain
 
 
 class Command(BaseCommand):
