@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 INGEST_TASK = "collector.tasks.ingest_hits"
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
 # Only the project's own tasks run here (not Celery's built-in canvas tasks, not a library's).
-PROJECT_PACKAGES = frozenset({"collector", "dashboard", "security", "fathom"})
+PROJECT_PACKAGES = frozenset({"sites", "collector", "dashboard", "security", "fathom"})
 # Strict base64, as kombu's SQS transport checks it before decoding a body.
 _B64 = re.compile(rb"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 
