@@ -14,7 +14,8 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from collector import salts, sites
+from collector import salts
+from sites import cache as site_cache
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases the broker and cache fixtures flush; two suites run at once need their own pair.
@@ -54,19 +55,19 @@ def _fresh_caches() -> Iterator[None]:
     from security import bans
 
     cache.clear()
-    sites.clear_local_cache()
+    site_cache.clear_local_cache()
     salts._LOCAL.clear()
     bans.forget_snapshot()
     ingest._BAN_TOKENS.clear()
     yield
     bans.forget_snapshot()
-    sites.clear_local_cache()
+    site_cache.clear_local_cache()
     salts._LOCAL.clear()
 
 
 @pytest.fixture
 def site(db: Any) -> Any:
-    from dashboard.models import Site
+    from sites.models import Site
 
     return Site.objects.create(domain="example.com", name="Example", timezone="UTC")
 

@@ -162,7 +162,7 @@ def replay_check(source_db: str) -> dict[str, Any]:
     django.setup()
     # Imported after django.setup(): the app's modules need it.
     from collector.ingest import ingest_batch
-    from dashboard.models import Site
+    from sites.models import Site
 
     BenchDatabase(CHECK_DB).recreate()
     call_command("migrate", verbosity=0, interactive=False)

@@ -100,7 +100,7 @@ def ensure_data(name: str, events: int, reuse: bool) -> dict[str, Any]:
     BenchDatabase(name).recreate()
     log(f"{name}: created; migrating")
     call_command("migrate", verbosity=0, interactive=False)
-    from dashboard.models import Site
+    from sites.models import Site
 
     site_ids = {}
     for domain in (BIG_DOMAIN, SMALL_DOMAIN):
@@ -390,7 +390,7 @@ def worker(args: argparse.Namespace) -> int:
     django.setup()
     from django.db.backends.signals import connection_created
 
-    from dashboard.models import Site
+    from sites.models import Site
     from dashboard.periods import Period, parse_period
 
     def limit_statements(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -6,6 +6,3 @@ from django.apps import AppConfig
 class CollectorConfig(AppConfig):
     name = "collector"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from collector import signals  # noqa: F401  (site cache invalidation)

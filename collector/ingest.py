@@ -40,9 +40,21 @@ from typing import Any
 from django.conf import settings
 from django.db import DataError, Error, IntegrityError, connection, transaction
 
-from collector.models import BREAKDOWN_COLUMNS, DailyBreakdown, Dimension, Event, HourlyTotal, MonthlyBreakdown, Visit
+from collector.models import (
+    BREAKDOWN_COLUMNS,
+    DailyBreakdown,
+    Dimension,
+    Event,
+    HourlyTotal,
+    MonthlyBreakdown,
+    Salt,
+    Visit,
+)
 from collector.payload import ENGAGEMENT, MAX_PROP_LEN, MAX_PROPS, MAX_VALUE
 from collector.rollups import adapt, adapt_datetime, insert_rows, upsert_add, upsert_replace
+from security.bans import current_snapshot
+from security.guards import ban_tokens
+from sites.models import Site
 
 log = logging.getLogger(__name__)
 
@@ -327,10 +339,6 @@ _BAN_TOKENS: dict[tuple[int, tuple[str, ...]], set[int]] = {}
 
 def banned_tokens() -> set[int]:
     """Tokens (see security.guards.ip_tokens) of every active ban under the salts still kept."""
-    from collector.models import Salt
-    from security.bans import current_snapshot
-    from security.guards import ban_tokens
-
     snapshot = current_snapshot()
     if not snapshot.size:
         return set()
@@ -590,8 +598,6 @@ def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: boo
 
 def _write(hits: list[dict[str, Any]]) -> IngestResult:
     """Valid hits with distinct ids, sorted by ts -> rows, in one transaction."""
-    from dashboard.models import Site
-
     result = IngestResult()
     unique = {hit["id"]: hit for hit in hits}
     timeout = dt.timedelta(minutes=settings.VISIT_TIMEOUT_MINUTES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from dashboard.models import Site
+from sites.models import Site
 
 
 class Salt(models.Model):

@@ -12,8 +12,9 @@ from django.db import DatabaseError
 from collector.enrich import device_from_width, parse_agent, parse_referrer
 from collector.payload import ENGAGEMENT, Hit
 from collector.salts import current_salts, visitor_hash
-from collector.sites import SiteInfo
+from collector.tasks import ingest_hits
 from security.guards import ip_tokens
+from sites.cache import SiteInfo
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,6 @@ def enqueue_hits(hits: list[dict[str, Any]]) -> None:
     Publishing is not retried: the broker's connect and socket timeouts are short, so a dead
     broker costs the request about a second and the client gets a 503 with Retry-After.
     """
-    from collector.tasks import ingest_hits
-
     try:
         # argsrepr: Celery would otherwise render the hits into the message headers (slow, and noise in logs).
         ingest_hits.apply_async((hits,), retry=False, argsrepr=f"<{len(hits)} hits>", kwargsrepr="{}")

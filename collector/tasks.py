@@ -8,6 +8,7 @@ from celery import shared_task
 from django.db import Error
 
 from collector.ingest import ingest_batch
+from collector.salts import rotate_salts
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,5 @@ def ingest_hits(self: Any, hits: list[dict[str, Any]]) -> dict[str, int]:
 
 @shared_task(ignore_result=True)
 def rotate_salts_task() -> dict[str, Any]:
-    from collector.salts import rotate_salts
-
     created, deleted = rotate_salts()
     return {"created": created, "deleted": deleted}

@@ -24,9 +24,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from collector.payload import BadHit, Hit, parse_body, parse_hit
 from collector.services import BrokerUnavailable, build_messages, enqueue_hits
-from collector.sites import SiteInfo, get_site
 from security import detectors, metrics
 from security.guards import after_collector_hit, collector_limits
+from sites.cache import SiteInfo, get_site
+from sites.models import PUBLIC_ID
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,13 @@ def script(request: HttpRequest) -> HttpResponse:
     return response
 
 
-SITE_ID = re.compile(r"^[A-HJ-NP-Z2-9]{8}$")  # dashboard.models._ID_ALPHABET
 DOMAIN = re.compile(r"^[a-z0-9.-]{1,253}$")
 
 
 def _sites_for(hit: Hit) -> list[SiteInfo]:
     # Ids and domains that cannot exist never reach the cache or the database; at most five
     # lookups per hit, so a list of made-up sites cannot multiply the cost of one request.
-    found = [get_site("id", site_id) for site_id in hit.site_ids[:5] if SITE_ID.match(site_id)]
+    found = [get_site("id", site_id) for site_id in hit.site_ids[:5] if PUBLIC_ID.match(site_id)]
     domains = [domain.removeprefix("www.") for domain in hit.domains[:5] if DOMAIN.match(domain)]
     found += [get_site("domain", domain) for domain in domains[: 5 - len(found)]]
     unique: dict[int, SiteInfo] = {info.id: info for info in found if info is not None}

@@ -16,7 +16,8 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from dashboard.models import Membership, Role, Site
+from dashboard.models import Membership, Role
+from sites.models import Site
 
 OWNER = "owner"
 ADMIN = Role.ADMIN.value

@@ -5,8 +5,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from dashboard.api_keys import apikey_revoke
-from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, SharedLink, Site
+from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, SharedLink
 from dashboard.site_services import revoke_shared_link
+from sites.admin import SiteAdmin
+from sites.models import Site
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,11 +17,13 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+# sites/ registers the Site admin (the import above has run it) and knows nothing of teammates:
+# the same admin, with the site's teammates listed on its page.
+admin.site.unregister(Site)
+
+
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
-    list_display = ["domain", "name", "public_id", "timezone", "owner", "created_at"]
-    search_fields = ["domain", "name", "public_id"]
-    readonly_fields = ["public_id", "created_at"]
+class SiteWithTeammatesAdmin(SiteAdmin):
     inlines = [MembershipInline]
 
 

@@ -36,9 +36,10 @@ from rest_framework.views import APIView
 
 from dashboard import api_schema, selectors
 from dashboard.api_keys import apikey_find, apikey_touch
-from dashboard.models import ApiKey, Site
+from dashboard.models import ApiKey
 from dashboard.periods import InvalidParameter, Period, parse_period, quoted
 from security.guards import Limited, check_limit, too_many
+from sites.models import Site
 
 log = logging.getLogger(__name__)
 

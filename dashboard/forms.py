@@ -10,9 +10,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordResetForm, UserCreationForm, UsernameField
 from django.core.exceptions import ValidationError
 
-from dashboard.models import ReportFrequency, Role, Site
+from dashboard.models import ReportFrequency, Role
 from dashboard.site_services import clean_domain, clean_hostnames, clean_site_name, timezone_choices
 from security.login_limits import account_email_allowed
+from sites.models import Site
 
 
 class _OwnIds:

@@ -24,9 +24,9 @@ from typing import Any
 
 from collector.models import HourlyTotal
 from dashboard import selectors
-from dashboard.models import Site
 from dashboard.periods import Period, month_start
 from dashboard.selectors import Filter, Property, divide_round
+from sites.models import Site
 
 PANEL_LIMIT = 9  # rows a panel shows on the page
 EXPORT_LIMIT = 1000  # rows a panel holds in the CSV export

@@ -35,9 +35,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from dashboard import access, selectors
-from dashboard.models import ReportFrequency, ReportSubscription, Site
+from dashboard.models import ReportFrequency, ReportSubscription
 from dashboard.periods import Period, parse_period
 from dashboard.report_data import METRIC_LABELS
+from sites.models import Site
 
 log = logging.getLogger(__name__)
 

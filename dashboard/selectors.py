@@ -78,8 +78,8 @@ from collector.ingest import hash64
 from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, MonthlyBreakdown, Visit
 from collector.payload import ENGAGEMENT
 from dashboard import access, periods
-from dashboard.models import Site, normalize_domain
 from dashboard.periods import InvalidParameter, Period, compared_periods, local_midnight, month_start, quoted
+from sites.models import Site, normalize_domain
 
 PAGEVIEW = "pageview"
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")

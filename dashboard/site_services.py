@@ -30,16 +30,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdown, Visit
-from dashboard.models import (
-    Invitation,
-    Membership,
-    ReportFrequency,
-    ReportSubscription,
-    Role,
-    SharedLink,
-    Site,
-    normalize_domain,
-)
+from dashboard.models import Invitation, Membership, ReportFrequency, ReportSubscription, Role, SharedLink
+from sites.models import Site, normalize_domain
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +194,7 @@ def update_site(site: Site, *, name: str, timezone_name: str, allowed_hostnames:
     site.timezone = timezone_name
     site.allowed_hostnames = clean_hostnames(allowed_hostnames)
     site.full_clean()
-    site.save(update_fields=["name", "timezone", "allowed_hostnames"])  # collector.signals forgets the cache
+    site.save(update_fields=["name", "timezone", "allowed_hostnames"])  # sites.signals forgets the cache
     return site
 
 
@@ -217,7 +209,7 @@ def delete_site(site: Site) -> None:
                 if not ids:
                     break
                 model.objects.filter(pk__in=ids).delete()
-        site.delete()  # collector.signals forgets the cached site: hits on their way are dropped
+        site.delete()  # sites.signals forgets the cached site: hits on their way are dropped
 
 
 # -- teammates --------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from fathom.celery import app
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
@@ -28,8 +30,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         checks["broker"] = "inline"
     else:
-        from fathom.celery import app
-
         try:
             with app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=settings.BROKER_TIMEOUT)

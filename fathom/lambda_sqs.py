@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 INGEST_TASK = "collector.tasks.ingest_hits"
 MAX_DELAY_SECONDS = 900  # SQS's limit for DelaySeconds
 # Only the project's own tasks run here (not Celery's built-in canvas tasks, not a library's).
-PROJECT_PACKAGES = frozenset({"collector", "dashboard", "security", "fathom"})
+PROJECT_PACKAGES = frozenset({"sites", "collector", "dashboard", "security", "fathom"})
 # Strict base64, as kombu's SQS transport checks it before decoding a body.
 _B64 = re.compile(rb"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 
@@ -257,6 +257,8 @@ def run_task(task: Any, job: Job) -> bool:
 
 def run_ingest(jobs: list[Job]) -> list[str]:
     """Write the hits of all these ingest messages in one transaction. Returns failed messageIds."""
+    # collector.tasks imports models, which Django can load only after setup; lambda_handler
+    # imports this module before fathom.asgi sets Django up. Both imports below wait for a batch.
     from collector.tasks import write_hits
 
     hits = [hit for job in jobs for hit in job.hits]
@@ -277,7 +279,7 @@ def run_ingest(jobs: list[Job]) -> list[str]:
 
 
 def retry_ingest_later(jobs: list[Job]) -> list[str]:
-    from collector.tasks import ingest_hits, retry_countdown
+    from collector.tasks import ingest_hits, retry_countdown  # after Django's setup: see run_ingest
 
     failed = []
     for job in jobs:

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "security",
+    "sites",  # before the apps that use the Site: collector (write side) and dashboard (read side)
     "collector",
     "dashboard",
     "fathom",  # no models: the deployment's own management commands (cost_estimate)

@@ -18,6 +18,7 @@ from security.forms import ban_flagged_ips, client_ip
 from security.models import Ban, BanAudit, FlaggedIP, normalize_network, wider_scope
 from security.selectors import describe_reasons
 from security.services import ban_network, dismiss_flags, unban_network
+from security.waf_sync import sync_waf_task
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,6 @@ class BanAdmin(admin.ModelAdmin):
     def sync_waf_now(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
         """Queue the WAF sync; if it cannot be queued (or fails inline), run security.waf here."""
         try:
-            from security.tasks import sync_waf_task
-
             result = sync_waf_task.apply_async()
         except Exception as exc:
             log.warning("could not queue the WAF sync: %s", type(exc).__name__)
@@ -131,7 +130,7 @@ class BanAdmin(admin.ModelAdmin):
             self.message_user(request, _sentence(summary) if summary else "WAF sync queued.", messages.SUCCESS)
             return
         try:
-            from security.waf import sync_waf
+            from security.waf import sync_waf  # here: boto3 takes half a second to load, for one rare action
         except ImportError:
             self.message_user(
                 request,

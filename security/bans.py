@@ -34,14 +34,16 @@ from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.utils import timezone
 
+from security.models import Ban, Scope
+
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "bans:version"
 CHECK_EVERY = 1.0  # seconds between looks at the version key (and the version file)
 
-# Scopes (security.models.Scope; repeated here so the request path imports no model).
-ALL = "all"
-COLLECTOR = "collector"
+# The two scopes as plain strings, compared on every request.
+ALL = Scope.ALL.value
+COLLECTOR = Scope.COLLECTOR.value
 HEALTH_PATH = "/healthz"  # load balancer probes: never banned, never any I/O
 # The public collector: what a `collector` ban closes (every method: POST, the GET pixel, OPTIONS).
 COLLECTOR_PATHS = frozenset({"/api/event", "/script.js"})
@@ -114,8 +116,6 @@ class _State:
 
 
 def _load() -> BanSnapshot:
-    from security.models import Ban
-
     return BanSnapshot(list(Ban.objects.active().values_list("network", "expires_at", "scope")))
 
 

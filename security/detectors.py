@@ -18,6 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from security.counters import safe_incr_many
+from security.models import FlaggedIP
+from security.services import auto_ban_duration, ban_network
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,6 @@ def observe(ip: str, code: str, site: str = "") -> None:
 
 def flag(ip: str, code: str, amount: int, site: str = "") -> None:
     """Add evidence to the IP's FlaggedIP row (created if needed); auto-ban past the threshold."""
-    from security.models import FlaggedIP
-    from security.services import auto_ban_duration, ban_network
-
     now = timezone.now()
     expires_at = now + timezone.timedelta(days=settings.FLAG_EXPIRY_DAYS)
     with transaction.atomic():

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from security import metrics
+from security.detectors import REASONS
 from security.models import Ban, FlaggedIP
 
 WINDOW_HOURS = (1, 3, 6)
@@ -24,10 +25,6 @@ WAF_CAP_MARKER = "over the WAF cap"
 
 def reason_labels() -> dict[str, str]:
     """Known reason codes -> a human label (from the detectors; empty if they are not there)."""
-    try:
-        from security.detectors import REASONS
-    except ImportError:  # pragma: no cover - detectors are optional for the dashboard
-        return {}
     return {code: getattr(reason, "label", code) for code, reason in REASONS.items()}
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from security.bans import bump_version
 from security.models import Ban, BanAudit, FlaggedIP, Scope, normalize_network, wider_scope
+from security.waf_sync import sync_waf_task
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def _schedule_after_change() -> None:
 
 def _after_ban_change() -> None:
     bump_version()
-    from security.tasks import sync_waf_task
-
     try:
         sync_waf_task.apply_async(retry=False)
     except Exception as exc:  # the every-minute schedule syncs anyway

@@ -66,7 +66,7 @@ def test_it_accepts_plausibles_tracker_payload(browser_client, site):
 
 
 def test_it_accepts_a_comma_list_of_domains(browser_client, site):
-    from dashboard.models import Site
+    from sites.models import Site
 
     Site.objects.create(domain="rollup.example.com")
     body = {"n": "pageview", "u": "https://rollup.example.com/", "d": "rollup.example.com,example.com,unknown.org"}

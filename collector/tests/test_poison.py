@@ -424,7 +424,7 @@ def test_the_eager_task_writes_the_batch_mates_of_a_hit_the_database_refuses(sit
 @pytest.fixture
 def two_sites(site: Any) -> tuple[Any, Any]:
     """A hit on example.com counts for both sites: one request, two queued hits."""
-    from dashboard.models import Site
+    from sites.models import Site
 
     other = Site.objects.create(domain="example.org", name="Other", timezone="UTC", allowed_hostnames="example.com")
     return site, other

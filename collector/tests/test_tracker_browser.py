@@ -31,7 +31,7 @@ from django.db.models import Sum
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
 from conftest import CHROMIUM, CHROMIUM_ARGS
-from dashboard.models import Site
+from sites.models import Site
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import dashboard.models
+import sites.models  # new_public_id and validate_timezone moved there with the Site
 
 
 class Migration(migrations.Migration):
@@ -21,13 +21,13 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 (
                     "public_id",
-                    models.CharField(default=dashboard.models.new_public_id, editable=False, max_length=8, unique=True),
+                    models.CharField(default=sites.models.new_public_id, editable=False, max_length=8, unique=True),
                 ),
                 ("domain", models.CharField(help_text="e.g. example.com, without www.", max_length=253, unique=True)),
                 ("name", models.CharField(blank=True, max_length=200)),
                 (
                     "timezone",
-                    models.CharField(default="UTC", max_length=64, validators=[dashboard.models.validate_timezone]),
+                    models.CharField(default="UTC", max_length=64, validators=[sites.models.validate_timezone]),
                 ),
                 (
                     "allowed_hostnames",

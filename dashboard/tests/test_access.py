@@ -15,7 +15,8 @@ from django.test import Client
 
 from dashboard import access
 from dashboard.api_keys import apikey_create
-from dashboard.models import Membership, Role, Site
+from dashboard.models import Membership, Role
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

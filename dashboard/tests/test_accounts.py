@@ -14,9 +14,10 @@ from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 
-from dashboard.models import Invitation, Membership, Site
+from dashboard.models import Invitation, Membership
 from dashboard.site_services import invite
 from dashboard.views.sites import site_home_url
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

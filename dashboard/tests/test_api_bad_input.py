@@ -23,7 +23,8 @@ from django.test import Client
 from conftest import CHROME_UA, send
 from dashboard import report_data, selectors
 from dashboard.api_keys import apikey_create
-from dashboard.models import SharedLink, Site
+from dashboard.models import SharedLink
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

@@ -23,10 +23,10 @@ from django.test import Client
 from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard import api, api_schema
 from dashboard.api_keys import apikey_create
-from dashboard.models import Site
 from dashboard.periods import INTERVALS, PERIODS
 from dashboard.selectors import METRICS, PROPERTIES
 from dashboard.tests import test_stats_api as api_tests
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

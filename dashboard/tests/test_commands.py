@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from collector.models import Event, HourlyTotal
-from dashboard.models import Site
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

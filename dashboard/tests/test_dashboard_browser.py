@@ -18,8 +18,9 @@ from django.core.management import call_command
 from django.db import connections
 
 from dashboard import report_data
-from dashboard.models import SharedLink, Site
+from dashboard.models import SharedLink
 from dashboard.periods import parse_period
+from sites.models import Site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -18,8 +18,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from conftest import CHROME_UA, send
-from dashboard.models import Membership, Role, Site
+from dashboard.models import Membership, Role
 from dashboard.tests.test_selectors import replay
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

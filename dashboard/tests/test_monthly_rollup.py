@@ -106,7 +106,7 @@ def _labels_match(site_id: int) -> None:
 
 @pytest.fixture
 def site(db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from dashboard.models import Site
+    from sites.models import Site
 
     monkeypatch.setattr("dashboard.periods.local_now", lambda tz: NOW.astimezone(tz))
     site = Site.objects.create(domain="monthly.example", timezone="Europe/Berlin")

@@ -31,8 +31,9 @@ from django.test import Client
 
 from conftest import CHROME_UA, send
 from dashboard import reports
-from dashboard.models import Membership, ReportSubscription, Role, Site
+from dashboard.models import Membership, ReportSubscription, Role
 from dashboard.report_data import METRIC_LABELS
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

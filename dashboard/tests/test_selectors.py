@@ -101,7 +101,7 @@ def replay(site: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
 
 @pytest.fixture
 def site(db: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
-    from dashboard.models import Site
+    from sites.models import Site
 
     site = Site.objects.create(domain="example.com", timezone="America/New_York")
     replay(site, monkeypatch, settings)
@@ -273,7 +273,7 @@ def test_periods_in_the_past_compare_whole(site):
 
 def test_this_month_on_the_3rd_compares_with_the_same_elapsed_time_before(db):
     from collector.models import HourlyTotal
-    from dashboard.models import Site
+    from sites.models import Site
 
     site = Site.objects.create(domain="flat.example", timezone="UTC")
     utc = zoneinfo.ZoneInfo("UTC")
@@ -579,7 +579,7 @@ def test_event_values_of_the_scripted_day(site):
 
 def test_event_values_sum_over_days_on_both_paths(db):
     from collector.ingest import ingest_batch
-    from dashboard.models import Site
+    from sites.models import Site
 
     site = Site.objects.create(domain="shop.example", timezone="UTC")
     first, second = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC), dt.datetime(2026, 11, 21, 12, tzinfo=dt.UTC)
@@ -710,7 +710,7 @@ def _ingest(site: Any, hits: list[tuple[dt.datetime, int, str]]) -> None:
 
 
 def test_values_differing_only_in_case_stay_apart(db):
-    from dashboard.models import Site
+    from sites.models import Site
 
     site = Site.objects.create(domain="case.example", timezone="UTC")
     noon = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
@@ -724,7 +724,7 @@ def test_values_differing_only_in_case_stay_apart(db):
 
 
 def test_a_half_hour_time_zone(db):
-    from dashboard.models import Site
+    from sites.models import Site
 
     site = Site.objects.create(domain="kolkata.example", timezone="Asia/Kolkata")  # UTC+05:30
     utc = dt.datetime(2026, 11, 20, 18, tzinfo=dt.UTC)

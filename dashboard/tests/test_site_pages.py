@@ -22,16 +22,9 @@ from django.utils import timezone
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
 from conftest import CHROME_UA, send
-from dashboard.models import (
-    ApiKey,
-    Invitation,
-    Membership,
-    ReportSubscription,
-    Role,
-    SharedLink,
-    Site,
-)
+from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, Role, SharedLink
 from dashboard.site_services import hash_token
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,8 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.api_keys import apikey_create
-from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, Role, SharedLink, Site
+from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, Role, SharedLink
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from django.core import mail
 
-from dashboard.models import ApiKey, Site
+from dashboard.models import ApiKey
+from sites.models import Site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from conftest import CHROME_UA, send
 from dashboard.api_keys import apikey_create, apikey_revoke
-from dashboard.models import ApiKey, Site
+from dashboard.models import ApiKey
 from dashboard.tests.test_selectors import replay
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

@@ -47,8 +47,9 @@ from dashboard.forms import (
     SiteCreateForm,
     SiteSettingsForm,
 )
-from dashboard.models import ApiKey, Invitation, Membership, Role, SharedLink, Site
+from dashboard.models import ApiKey, Invitation, Membership, Role, SharedLink
 from dashboard.periods import parse_period
+from sites.models import Site
 
 RANK = {VIEWER: 1, ADMIN: 2, OWNER: 3}
 ROLE_LABELS = {OWNER: "Owner", ADMIN: Role.ADMIN.label, VIEWER: Role.VIEWER.label}

@@ -355,7 +355,7 @@ def test_past_max_retries_the_message_fails(sqs):
 def test_the_waf_sync_retries_in_5_seconds_when_another_sync_holds_the_lock(sqs):
     from django.core.cache import cache
 
-    from security.tasks import LOCK_KEY, sync_waf_task
+    from security.waf_sync import LOCK_KEY, sync_waf_task
 
     cache.add(LOCK_KEY, 1, 120)
     sync_waf_task.apply_async()

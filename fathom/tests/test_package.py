@@ -69,7 +69,7 @@ def package_inputs_digest() -> str:
     digest = hashlib.sha256()
     files = [ROOT / name for name in ("manage.py", "zappa_settings.json", "requirements-lambda.txt")]
     files.append(ROOT / "scripts" / "package.sh")
-    for app in ("collector", "dashboard", "security", "fathom"):
+    for app in ("sites", "collector", "dashboard", "security", "fathom"):
         for path in (ROOT / app).rglob("*"):
             parts = path.relative_to(ROOT).parts
             if path.is_file() and "tests" not in parts and "__pycache__" not in parts and path.suffix != ".pyc":

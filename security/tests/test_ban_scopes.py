@@ -21,10 +21,10 @@ from collector.ingest import ingest_batch
 from collector.models import Event
 from conftest import CHROME_UA, send
 from dashboard.api_keys import apikey_create
-from dashboard.models import Site
 from security.bans import BanSnapshot, bump_version
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network, expire_bans, unban_network
+from sites.models import Site
 
 pytestmark = pytest.mark.django_db
 

@@ -37,7 +37,7 @@ def test_parse_ip_rejects_garbage():
 
 @pytest.mark.django_db
 def test_the_middleware_overwrites_remote_addr(client, settings):
-    from dashboard.models import Site
+    from sites.models import Site
 
     site = Site.objects.create(domain="example.com")
     settings.TRUSTED_PROXY_HOPS = 1

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from collector.models import Event
 from conftest import CHROME_UA, send
-from dashboard.models import Site
 from security.models import Ban, FlaggedIP
+from sites.models import Site
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_cache")]
 

@@ -530,7 +530,7 @@ def test_the_command_without_configuration(settings, capsys):
 
 
 def test_the_celery_task_runs_the_sync(wafv2, ip_sets):
-    from security.tasks import sync_waf_task
+    from security.waf_sync import sync_waf_task
 
     ban = make_ban("198.51.100.7")
 

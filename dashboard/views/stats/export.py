@@ -14,9 +14,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard import report_data
-from dashboard.models import Site
 from dashboard.report_data import HEADLINE, VALUE, Report
 from dashboard.views.stats.query import parse_query, problem
+from sites.models import Site
 
 # What makes a spreadsheet read a text cell as a formula (OWASP's list, plus the full-width signs
 # some spreadsheets also accept), once it has skipped what comes before: spaces of any kind (NBSP,

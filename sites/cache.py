@@ -1,4 +1,4 @@
-"""Site lookups for the collector, cached so a warm request runs no SQL.
+"""Site lookups, cached so that a warm collector request runs no SQL.
 
 Two layers: a small in-process dict (no network at all) in front of the shared cache
 (Redis in production). Unknown ids and domains are cached too, for a shorter time, so a
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+
+from sites.models import Site
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,6 @@ def _key(kind: str, value: str) -> str:
 
 
 def _load(kind: str, value: str) -> SiteInfo | None:
-    from dashboard.models import Site
-
     lookup = {"public_id": value} if kind == "id" else {"domain": value}
     site = Site.objects.filter(**lookup).first()
     if site is None:
@@ -78,9 +78,9 @@ def get_site(kind: str, value: str) -> SiteInfo | None:
     return info
 
 
-def forget_site(site: object) -> None:
+def forget_site(site: Site) -> None:
     """Drop a site's cache entries after it changed (other processes' local copies expire in 30 s)."""
-    keys = [_key("id", site.public_id), _key("domain", site.domain)]  # type: ignore[attr-defined]
+    keys = [_key("id", site.public_id), _key("domain", site.domain)]
     try:
         cache.delete_many(keys)
     except Exception as exc:

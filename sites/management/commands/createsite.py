@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 
-from dashboard.models import Site, normalize_domain
+from sites.models import Site, normalize_domain
 
 
 class Command(BaseCommand):

@@ -22,8 +22,9 @@ from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdow
 from collector.payload import parse_hit
 from collector.salts import rotate_salts
 from collector.services import build_messages
-from collector.sites import SiteInfo
-from dashboard.models import SharedLink, Site
+from dashboard.models import SharedLink
+from sites.cache import SiteInfo
+from sites.models import Site
 
 DOMAIN = "demo.fathom.test"
 USERNAME, PASSWORD = "demo", "demo-password"
