@@ -390,8 +390,8 @@ def worker(args: argparse.Namespace) -> int:
     django.setup()
     from django.db.backends.signals import connection_created
 
-    from sites.models import Site
     from dashboard.periods import Period, parse_period
+    from sites.models import Site
 
     def limit_statements(sender: Any, connection: Any, **kwargs: Any) -> None:
         with connection.cursor() as cur:  # MariaDB: abort a statement after this many seconds
