@@ -17,10 +17,10 @@ from django.views.decorators.http import require_GET
 
 from dashboard import access, periods, report_data, selectors
 from dashboard.charts import Point, bucket_labels, line_chart
+from dashboard.formatting import FORMATTERS, change_view, flag, fmt_day
 from dashboard.models import Site
 from dashboard.report_data import METRIC_LABELS, Report
 from dashboard.views.stats.export import export_response
-from dashboard.views.stats.formatting import FORMATTERS, change_view, flag, fmt_day
 from dashboard.views.stats.query import (
     PERIOD_CHOICES,
     DashboardQuery,
