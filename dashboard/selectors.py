@@ -77,8 +77,8 @@ from django.utils import timezone
 from collector.ingest import hash64
 from collector.models import DailyBreakdown, Dimension, Event, HourlyTotal, MonthlyBreakdown, Visit
 from collector.payload import ENGAGEMENT
-from dashboard import access, periods
-from dashboard.models import Site, normalize_domain
+from dashboard import periods
+from dashboard.models import Site
 from dashboard.periods import InvalidParameter, Period, compared_periods, local_midnight, month_start, quoted
 
 PAGEVIEW = "pageview"
@@ -154,28 +154,6 @@ PROPERTIES: dict[str, Property] = {
         Property("visit:country", "country", Dimension.COUNTRY, "country"),
     )
 }
-
-
-# -- access -----------------------------------------------------------------------------------
-
-
-def user_can_view(user: Any, site: Site) -> bool:
-    """May this user read this site's stats? Owner and teammates (see dashboard/access.py)."""
-    return access.user_can_view(user, site)
-
-
-def site_by_id(site_id: str) -> Site | None:
-    """A site by its public id or its domain (as Plausible's site_id), or None."""
-    site_id = (site_id or "").strip()
-    if not site_id:
-        return None
-    domain = normalize_domain(site_id)
-    # Compared again here, exactly: MySQL's collation also matches a public id in lower case,
-    # a domain in fullwidth letters, or one with a trailing NUL or a zero-width space.
-    for site in Site.objects.filter(Q(public_id=site_id) | Q(domain=domain))[:2]:
-        if site.public_id == site_id or site.domain == domain:
-            return site
-    return None
 
 
 # -- parsing ----------------------------------------------------------------------------------
