@@ -375,7 +375,7 @@ def worker(args: argparse.Namespace) -> int:
     from django.db.backends.signals import connection_created
 
     from dashboard.models import Site
-    from dashboard.periods import Period, parse_period
+    from dashboard.selectors.periods import Period, parse_period
 
     def limit_statements(sender: Any, connection: Any, **kwargs: Any) -> None:
         with connection.cursor() as cur:  # MariaDB: abort a statement after this many seconds

@@ -37,7 +37,7 @@ from rest_framework.views import APIView
 from dashboard import access, api_schema, selectors
 from dashboard.api_keys import apikey_find, apikey_touch
 from dashboard.models import ApiKey, Site
-from dashboard.periods import InvalidParameter, Period, parse_period, quoted
+from dashboard.selectors.periods import InvalidParameter, Period, parse_period, quoted
 from security.guards import Limited, check_limit, too_many
 
 log = logging.getLogger(__name__)

@@ -23,11 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.models import HourlyTotal
 from dashboard import selectors
 from dashboard.models import Site
-from dashboard.periods import Period, month_start
 from dashboard.selectors import Filter, Property, divide_round
+from dashboard.selectors.periods import Period, month_start
 
 PANEL_LIMIT = 9  # rows a panel shows on the page
 EXPORT_LIMIT = 1000  # rows a panel holds in the CSV export
@@ -280,8 +279,3 @@ def _percent_1(part: int, whole: int) -> float:
     if whole <= 0:
         return 0.0
     return divide_round(1000 * part, whole) / 10
-
-
-def site_has_data(site: Site) -> bool:
-    """Has this site ever recorded a hit? (One rollup row is enough; no raw event is read.)"""
-    return HourlyTotal.objects.filter(site=site).exists()

@@ -38,8 +38,8 @@ from django.utils import timezone
 from dashboard import access
 from dashboard.formatting import FORMATTERS
 from dashboard.models import ReportFrequency, ReportSubscription, Site
-from dashboard.periods import Period, parse_period
 from dashboard.report_data import Metric, Report, build_report
+from dashboard.selectors.periods import Period, parse_period
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard import api, api_schema
 from dashboard.api_keys import apikey_create
 from dashboard.models import Site
-from dashboard.periods import INTERVALS, PERIODS
 from dashboard.selectors import METRICS, PROPERTIES
+from dashboard.selectors.periods import INTERVALS, PERIODS
 from dashboard.tests import test_stats_api as api_tests
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from django.db import connections
 
 from dashboard import report_data
 from dashboard.models import SharedLink, Site
-from dashboard.periods import parse_period
+from dashboard.selectors.periods import parse_period
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -31,7 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from collector.models import Event
 from conftest import CHROME_UA, IPHONE_UA, send
 from dashboard import access, selectors
-from dashboard.periods import Period, compared_periods, parse_period
+from dashboard.selectors.periods import Period, compared_periods, parse_period
 
 pytestmark = pytest.mark.django_db
 
