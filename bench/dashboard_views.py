@@ -390,7 +390,7 @@ def worker(args: argparse.Namespace) -> int:
     django.setup()
     from django.db.backends.signals import connection_created
 
-    from dashboard.periods import Period, parse_period
+    from dashboard.selectors.periods import Period, parse_period
     from sites.models import Site
 
     def limit_statements(sender: Any, connection: Any, **kwargs: Any) -> None:

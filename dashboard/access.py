@@ -6,6 +6,9 @@
 - anyone else: nothing. Views answer 404 (never 403) so an outsider cannot even learn that a
   site id exists.
 
+A site is found by its public id (pages, links) or, for the Stats API, also by its domain
+(site_by_id, as Plausible's site_id).
+
 Staff users get no special access to owners' stats here: they have the Django admin.
 """
 
@@ -17,7 +20,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from dashboard.models import Membership, Role
-from sites.models import Site
+from sites.models import Site, normalize_domain
 
 OWNER = "owner"
 ADMIN = Role.ADMIN.value
@@ -67,3 +70,17 @@ def get_site_or_404(user: Any, public_id: str, needed: str = VIEWER) -> tuple[Si
     if role is None or _RANK[role] < _RANK[needed]:
         raise Http404("No such site.")
     return site, role
+
+
+def site_by_id(site_id: str) -> Site | None:
+    """A site by its public id or its domain (as Plausible's site_id), or None."""
+    site_id = (site_id or "").strip()
+    if not site_id:
+        return None
+    domain = normalize_domain(site_id)
+    # Compared again here, exactly: MySQL's collation also matches a public id in lower case,
+    # a domain in fullwidth letters, or one with a trailing NUL or a zero-width space.
+    for site in Site.objects.filter(Q(public_id=site_id) | Q(domain=domain))[:2]:
+        if site.public_id == site_id or site.domain == domain:
+            return site
+    return None

@@ -34,10 +34,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import api_schema, selectors
+from dashboard import access, api_schema, selectors
 from dashboard.api_keys import apikey_find, apikey_touch
 from dashboard.models import ApiKey
-from dashboard.periods import InvalidParameter, Period, parse_period, quoted
+from dashboard.selectors.periods import InvalidParameter, Period, parse_period, quoted
 from security.guards import Limited, check_limit, too_many
 from sites.models import Site
 
@@ -179,8 +179,8 @@ class StatsView(APIView):
         site_id = request.query_params.get("site_id", "").strip()
         if not site_id:
             raise BadRequest("site_id is required")
-        site = selectors.site_by_id(site_id)
-        if site is None or not selectors.user_can_view(request.user, site):
+        site = access.site_by_id(site_id)
+        if site is None or not access.user_can_view(request.user, site):
             raise Http404(f"site {quoted(site_id)} not found")
         params = {name: request.query_params[name] for name in self.parameters if name in request.query_params}
         query = Query(site=site, params=params)

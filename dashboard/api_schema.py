@@ -21,7 +21,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from dashboard.periods import DEFAULT_PERIOD, INTERVALS, MAX_RANGE_DAYS, MAX_YEAR, MIN_YEAR, PERIODS
 from dashboard.selectors import (
     DEFAULT_METRICS,
     MAX_FILTER_VALUES,
@@ -30,6 +29,7 @@ from dashboard.selectors import (
     METRICS,
     PROPERTIES,
 )
+from dashboard.selectors.periods import DEFAULT_PERIOD, INTERVALS, MAX_RANGE_DAYS, MAX_YEAR, MIN_YEAR, PERIODS
 
 # Keep in step with dashboard/api.py (a test checks the numbers against the views' answers).
 DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE = 100, 1000, 100_000

@@ -11,6 +11,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fathom.charts import nice_step
+
 WIDTH, HEIGHT = 960, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 30
 MAX_X_TICKS = 8
@@ -25,16 +27,6 @@ class Point:
     value: int | float | None  # None: not yet (a bucket in the future)
     previous: int | float | None = None
     previous_label: str = ""
-
-
-def nice_step(peak: float, ticks: int = 4) -> float:
-    """A round step (1, 2 or 5 times a power of ten) giving about `ticks` gridlines up to peak."""
-    raw = max(peak / ticks, 1e-9)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 5, 10):
-        if factor * magnitude >= raw:
-            return factor * magnitude
-    return 10 * magnitude  # pragma: no cover
 
 
 def line_chart(
@@ -54,9 +46,7 @@ def line_chart(
     n = len(points)
     values = [p.value for p in points if p.value is not None] + [p.previous for p in points if p.previous is not None]
     peak = max(values, default=0)
-    step = nice_step(peak) if peak > 0 else 1
-    if integer:
-        step = max(1, math.ceil(step))
+    step = nice_step(peak, integer=integer) if peak > 0 else 1
     y_max = step * max(1, math.ceil(peak / step))
     scale = plot_h / y_max
 

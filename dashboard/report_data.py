@@ -1,9 +1,10 @@
 """Everything one dashboard view shows, as plain data: build_report(site, period, filters).
 
-The dashboard page, the shared dashboard, the CSV export (and the email report) all call
-build_report, so they can never disagree on a number. It only reads, through
-dashboard.selectors: unfiltered, the rollup tables only (HourlyTotal, DailyBreakdown; the
-exit-pages panel asks for exits alone, which the rollup keeps); filtered, raw events and visits.
+The dashboard page, the shared dashboard, the CSV export and the email report
+(dashboard/reports.py: the headline and two panels, no chart) all call build_report, so they can
+never disagree on a number. It only reads, through dashboard.selectors: unfiltered, the rollup
+tables only (HourlyTotal, DailyBreakdown; the exit-pages panel asks for exits alone, which the
+rollup keeps); filtered, raw events and visits.
 
 Comparisons: the headline changes compare a period still in progress by its elapsed part only
 (up to the end of the current local hour) with the same part of the previous period (see
@@ -22,10 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.models import HourlyTotal
 from dashboard import selectors
-from dashboard.periods import Period, month_start
 from dashboard.selectors import Filter, Property, divide_round
+from dashboard.selectors.periods import Period, month_start
 from sites.models import Site
 
 PANEL_LIMIT = 9  # rows a panel shows on the page
@@ -192,6 +192,7 @@ def build_report(
     interval: str | None = None,
     limit: int = PANEL_LIMIT,
     panels: Sequence[str] | None = None,
+    chart: bool = True,
     now: dt.datetime | None = None,
 ) -> Report:
     """Headline metrics (with changes when `compare`), the chart's series (and the previous
@@ -199,9 +200,10 @@ def build_report(
 
     `filters` is the selectors' syntax (`visit:source==Google;event:page==/`) or parsed Filters;
     `interval` defaults to the period's (hour for a day, date up to ~3 months, month beyond);
-    `panels` limits the panels built (keys of PANELS; default all); `now` is the time a period
-    in progress is compared up to (default: the site's current time). Raises ValueError on a bad
-    filter or interval. Unfiltered, it reads only the rollup tables.
+    `panels` limits the panels built (keys of PANELS; default all); `chart=False` leaves the
+    series empty (the email has no chart); `now` is the time a period in progress is compared up
+    to (default: the site's current time). Raises ValueError on a bad filter or interval.
+    Unfiltered, it reads only the rollup tables.
     """
     filters = selectors.parse_filters(filters) if filters is None or isinstance(filters, str) else list(filters)
     interval = period.check_interval(interval)
@@ -213,11 +215,11 @@ def build_report(
         values = selectors.aggregate(site, period, HEADLINE, filters)
         metrics = [Metric(k, METRIC_LABELS[k], v) for k, v in values.items()]
 
-    series = selectors.timeseries(site, period, HEADLINE, filters, interval)
+    series = selectors.timeseries(site, period, HEADLINE, filters, interval) if chart else []
     report = Report(
         site=site, period=period, interval=interval, filters=filters, compare=compare, metrics=metrics, series=series
     )
-    if compare:
+    if compare and chart:
         report.previous_period = chart_previous_period(period, interval)
         previous = selectors.timeseries(site, report.previous_period, HEADLINE, filters, interval)
         report.previous_series = [previous[i] if i < len(previous) else None for i in range(len(series))]
@@ -277,8 +279,3 @@ def _percent_1(part: int, whole: int) -> float:
     if whole <= 0:
         return 0.0
     return divide_round(1000 * part, whole) / 10
-
-
-def site_has_data(site: Site) -> bool:
-    """Has this site ever recorded a hit? (One rollup row is enough; no raw event is read.)"""
-    return HourlyTotal.objects.filter(site=site).exists()

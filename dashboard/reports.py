@@ -15,9 +15,10 @@ week Mon-Sun, or the calendar month, that ended before the site's "today") and s
   report, even if a subscription row survived. Inactive users and users without an email are
   skipped.
 
-The numbers come from dashboard.selectors, as on the dashboard and in the Stats API: totals
-compared with the previous period of the same length (7 days, or as many days as the month
-has: the dashboard's `previous_period`), and the top 5 pages and sources.
+The numbers are the dashboard's: report_data.build_report (the page's and the export's report
+model) with two of its panels and no chart: totals compared with the previous period of the
+same length (7 days, or as many days as the month has: the dashboard's `previous_period`), and
+the top 5 pages and sources. This module only words them for an email (ReportEmail).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from dashboard import access, selectors
+from dashboard import access
+from dashboard.formatting import FORMATTERS
 from dashboard.models import ReportFrequency, ReportSubscription
-from dashboard.periods import Period, parse_period
-from dashboard.report_data import METRIC_LABELS
+from dashboard.report_data import Metric, Report, build_report
+from dashboard.selectors.periods import Period, parse_period
 from sites.models import Site
 
 log = logging.getLogger(__name__)
@@ -69,80 +71,54 @@ def local_today(site: Site, now: dt.datetime | None = None) -> dt.date:
     return (now or timezone.now()).astimezone(site.tz).date()
 
 
-# -- the report -------------------------------------------------------------------------------
+# -- the email ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Metric:
-    name: str
-    label: str
-    value: int | float
-    change: int | None
-
-    @property
-    def display(self) -> str:
-        if self.name == "bounce_rate":
-            return f"{self.value}%"
-        if self.name == "visit_duration":
-            return duration(int(self.value))
-        if self.name == "views_per_visit":
-            return f"{self.value:.2f}"
-        return f"{self.value:,}"
-
-    @property
-    def change_display(self) -> str:
-        """+12% / -3% (percentage points for the bounce rate); "from 0" when there was nothing to compare with."""
-        if self.change is None:
-            return "from 0" if self.value else "-"
-        unit = " pp" if self.name == "bounce_rate" else "%"
-        sign = "+" if self.change > 0 else ("-" if self.change < 0 else "")  # ASCII for text mail
-        return f"{sign}{abs(self.change)}{unit}"
-
-    @property
-    def is_good(self) -> bool | None:
-        """Is the change good news? A falling bounce rate is; None when there is no change."""
-        if not self.change:
-            return None
-        return self.change < 0 if self.name == "bounce_rate" else self.change > 0
+# The panels of report_data the email shows, in this order, and what an empty one lacks.
+PANELS = (("pages", "pageviews"), ("sources", "visits"))
 
 
-def duration(seconds: int) -> str:
-    """672 -> "11m 12s"; 3725 -> "1h 2m 5s"; 0 -> "0s"."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h"] if hours else []
-    if hours or minutes:
-        parts.append(f"{minutes}m")
-    parts.append(f"{secs}s")
-    return " ".join(parts)
+@dataclass(frozen=True)
+class ReportEmail:
+    """One site's report for one period (report_data.Report), as the email words it."""
 
-
-@dataclass
-class Row:
-    label: str
-    visitors: int
-    share: int  # percent of the period's visitors, for the bar in the HTML email
-
-
-@dataclass
-class Report:
-    site: Site
+    report: Report
     frequency: str
-    period: Period
-    metrics: list[Metric]
-    top_pages: list[Row]
-    top_sources: list[Row]
-    previous: Period = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.previous = self.period.previous()
+    @property
+    def site(self) -> Site:
+        return self.report.site
+
+    @property
+    def period(self) -> Period:
+        return self.report.period
+
+    @property
+    def previous(self) -> Period:
+        return self.period.previous()
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        """The headline in the email's order: label, value and change as text, and whether the change is good news."""
+        return [_metric_line(self.report.metric(name)) for name in METRICS]
 
     @property
     def panels(self) -> list[dict[str, Any]]:
-        return [
-            {"title": "Top pages", "rows": self.top_pages, "empty": f"No pageviews in this {self.noun}."},
-            {"title": "Top sources", "rows": self.top_sources, "empty": f"No visits in this {self.noun}."},
-        ]
+        visitors = int(self.report.metric("visitors").value)
+        result = []
+        for key, lacking in PANELS:
+            panel = self.report.panel(key)
+            rows = [
+                {
+                    "label": row.label,
+                    "visitors": row.numbers["visitors"],
+                    # Percent of the period's visitors, for the bar in the HTML email.
+                    "share": round(100 * row.numbers["visitors"] / visitors) if visitors else 0,
+                }
+                for row in panel.rows
+            ]
+            result.append({"title": panel.title, "rows": rows, "empty": f"No {lacking} in this {self.noun}."})
+        return result
 
     @property
     def period_label(self) -> str:
@@ -172,6 +148,19 @@ class Report:
         return f"{settings.BASE_URL}/sites/{self.site.public_id}/settings/"
 
 
+def _metric_line(metric: Metric) -> dict[str, Any]:
+    """A headline number as a text email shows it: ASCII signs, two decimals for views per visit."""
+    display = f"{metric.value:.2f}" if metric.key == "views_per_visit" else FORMATTERS[metric.key](metric.value)
+    if metric.change is None:
+        change = "from 0" if metric.value else "-"  # nothing to compare with
+    else:
+        unit = " pp" if metric.key == "bounce_rate" else "%"  # percentage points for the bounce rate
+        sign = "+" if metric.change > 0 else ("-" if metric.change < 0 else "")
+        change = f"{sign}{abs(metric.change)}{unit}"
+    good = None if not metric.change else (metric.change < 0) == metric.lower_is_better
+    return {"label": metric.label, "display": display, "change_display": change, "is_good": good}
+
+
 def date_range(start: dt.date, end: dt.date) -> str:
     """16 Nov - 22 Nov 2026; 28 Dec 2026 - 3 Jan 2027; 1 Nov - 30 Nov 2026."""
     if start.year == end.year:
@@ -179,26 +168,15 @@ def date_range(start: dt.date, end: dt.date) -> str:
     return f"{start.day} {start:%b %Y} - {end.day} {end:%b %Y}"
 
 
-def build_report(site: Site, frequency: str, period: Period) -> Report:
-    totals = selectors.aggregate_compared(site, period, METRICS)
-    metrics = [Metric(name, METRIC_LABELS[name], totals[name]["value"], totals[name]["change"]) for name in METRICS]
-    visitors = int(totals["visitors"]["value"])
-
-    def rows(prop: str) -> list[Row]:
-        found = selectors.breakdown(site, period, prop, ["visitors"], limit=TOP)
-        short = selectors.PROPERTIES[prop].short
-        return [
-            Row(row[short], row["visitors"], round(100 * row["visitors"] / visitors) if visitors else 0)
-            for row in found
-        ]
-
-    return Report(site, frequency, period, metrics, rows("event:page"), rows("visit:source"))
+def build_email(site: Site, frequency: str, period: Period) -> ReportEmail:
+    report = build_report(site, period, limit=TOP, panels=[key for key, _ in PANELS], chart=False)
+    return ReportEmail(report, frequency)
 
 
-def render_report(report: Report, recipient: Any) -> EmailMultiAlternatives:
-    context = {"report": report, "recipient": recipient}
+def render_email(email: ReportEmail, recipient: Any) -> EmailMultiAlternatives:
+    context = {"email": email, "recipient": recipient}
     message = EmailMultiAlternatives(
-        subject=report.subject,
+        subject=email.subject,
         body=render_to_string("dashboard/email/report.txt", context),
         to=[recipient.email],
     )
@@ -278,7 +256,7 @@ def send_reports(
             .order_by("site_id", "frequency", "pk")
         )
     summary = Summary()
-    reports: dict[tuple[int, str, dt.date], Report] = {}
+    emails: dict[tuple[int, str, dt.date], ReportEmail] = {}
     connection = None if dry_run else get_connection()
     try:
         for subscription in subscriptions:
@@ -292,9 +270,9 @@ def send_reports(
                 continue
             key = (site.pk, subscription.frequency, period.end)
             try:
-                if key not in reports:
-                    reports[key] = build_report(site, subscription.frequency, period)
-                message = render_report(reports[key], user)
+                if key not in emails:
+                    emails[key] = build_email(site, subscription.frequency, period)
+                message = render_email(emails[key], user)
             except Exception:
                 log.exception("report %s could not be built", who)
                 summary.failed += 1

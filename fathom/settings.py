@@ -154,6 +154,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Where stats are read from (dashboard.selectors.backends.get_backend): unset = the Django
+# database above, the only backend built so far (a ClickHouse URL is for a later backend).
+ANALYTICS_URL = env("ANALYTICS_URL")
+
 # Cache: Redis in production (rate limits and ban versions must be shared); local memory otherwise.
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:

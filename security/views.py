@@ -25,6 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.http import require_GET, require_POST
 
+from fathom.charts import nice_step
 from security import metrics, selectors
 from security.forms import (
     DEFAULT_DURATION,
@@ -131,15 +132,6 @@ def _filters_of(url: str) -> Filters:
 # -- chart -------------------------------------------------------------------------------------
 
 
-def _nice_step(peak: int, ticks: int = 4) -> int:
-    raw = max(peak / ticks, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 5, 10):
-        if factor * magnitude >= raw:
-            return int(factor * magnitude)
-    return int(10 * magnitude)  # pragma: no cover
-
-
 def build_chart(traffic: selectors.Traffic) -> dict[str, Any]:
     """Geometry of a stacked per-minute bar chart, drawn as inline SVG by the template."""
     width, height = 960, 260
@@ -149,7 +141,7 @@ def build_chart(traffic: selectors.Traffic) -> dict[str, Any]:
     slot = plot_w / max(len(rows), 1)
     bar = max(slot * 0.82, 0.8)
     peak = traffic.peak
-    step = _nice_step(peak)
+    step = int(nice_step(peak, integer=True))
     y_max = max(step * math.ceil(peak / step), step * 4 if peak == 0 else step)
     scale = plot_h / y_max
     baseline = top + plot_h

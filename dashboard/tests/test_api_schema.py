@@ -23,8 +23,8 @@ from django.test import Client
 from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard import api, api_schema
 from dashboard.api_keys import apikey_create
-from dashboard.periods import INTERVALS, PERIODS
 from dashboard.selectors import METRICS, PROPERTIES
+from dashboard.selectors.periods import INTERVALS, PERIODS
 from dashboard.tests import test_stats_api as api_tests
 from sites.models import Site
 

@@ -19,7 +19,7 @@ from django.db import connections
 
 from dashboard import report_data
 from dashboard.models import SharedLink
-from dashboard.periods import parse_period
+from dashboard.selectors.periods import parse_period
 from sites.models import Site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

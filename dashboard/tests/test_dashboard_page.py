@@ -419,7 +419,7 @@ def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(client_o
     # The site's clock at Friday 09:30: "Today" is Friday until 09:59, against Thursday until 09:59
     # (E's 08:00 bounce), not against the whole of Thursday (E and F).
     friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=site.tz)
-    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: friday.astimezone(tz))
+    monkeypatch.setattr("dashboard.selectors.periods.local_now", lambda tz: friday.astimezone(tz))
     doc = html(dashboard(client_of, site, period="day"))
     assert doc.one("span", "period-title").text() == "Today"
     assert headline(doc) == {
@@ -436,7 +436,9 @@ def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(client_o
     assert rows["Fri 20 Nov 2026, 09:00"] == ["1", "0"]
     assert rows["Fri 20 Nov 2026, 15:00"] == ["\N{EN DASH}", "1"]
     # Seen the day after, Friday compares whole with Thursday again.
-    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz))
+    monkeypatch.setattr(
+        "dashboard.selectors.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz)
+    )
     assert headline(html(dashboard(client_of, site, period="day", date=FRIDAY)))["Unique visitors"] == ("4", "↑100%")
 
 

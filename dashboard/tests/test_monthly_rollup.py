@@ -1,5 +1,5 @@
 """MonthlyBreakdown: kept by ingest as the exact sum of DailyBreakdown per local month, and read
-by unfiltered breakdowns for the whole months of a period (dashboard.selectors._rollup_parts).
+by unfiltered breakdowns for the whole months of a period (dashboard.selectors.backends.rollups._rollup_parts).
 
 A scripted, seeded dataset in Europe/Berlin (DST ends Sun 2026-10-25) from mid-August to
 mid-November 2026: visitors with 1-4 pageviews a visit, custom events with values, engagement
@@ -23,7 +23,8 @@ from collector.ingest import ingest_batch
 from collector.models import DailyBreakdown, MonthlyBreakdown
 from collector.rollups import BREAKDOWN_COLUMNS, backfill_monthly
 from dashboard import selectors
-from dashboard.periods import Period
+from dashboard.selectors.backends import rollups
+from dashboard.selectors.periods import Period
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +109,7 @@ def _labels_match(site_id: int) -> None:
 def site(db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     from sites.models import Site
 
-    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: NOW.astimezone(tz))
+    monkeypatch.setattr("dashboard.selectors.periods.local_now", lambda tz: NOW.astimezone(tz))
     site = Site.objects.create(domain="monthly.example", timezone="Europe/Berlin")
     hits = _hits(site.id)
     for start in range(0, len(hits), 37):
@@ -168,7 +169,7 @@ def test_backfill_of_an_empty_database(db):
 def _daily_only(site: Any, period: Period, prop: selectors.Property, metrics: tuple[str, ...]) -> list[dict]:
     """The breakdown as summed from DailyBreakdown alone (the reference the monthly reads must match)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(selectors, "_rollup_parts", lambda period: (None, [(period.start, period.end)]))
+        patch.setattr(rollups, "_rollup_parts", lambda period: (None, [(period.start, period.end)]))
         return selectors.breakdown(site, period, prop, metrics, limit=1000)
 
 
@@ -205,7 +206,7 @@ def test_breakdowns_match_raw_and_daily(site, name):
 
 
 def test_rollup_parts():
-    parts = selectors._rollup_parts
+    parts = rollups._rollup_parts
     assert parts(Period(dt.date(2026, 9, 1), dt.date(2026, 10, 31), BERLIN)) == (
         (dt.date(2026, 9, 1), dt.date(2026, 10, 1)),
         [],
@@ -222,12 +223,12 @@ def test_rollup_parts():
 
 def test_month_to_date_reads_the_monthly_row(site):
     # Today is Nov 12: November up to today (or later) is read whole from MonthlyBreakdown.
-    assert selectors._rollup_parts(Period(dt.date(2026, 10, 20), dt.date(2026, 11, 12), BERLIN)) == (
+    assert rollups._rollup_parts(Period(dt.date(2026, 10, 20), dt.date(2026, 11, 12), BERLIN)) == (
         (dt.date(2026, 11, 1), dt.date(2026, 11, 1)),
         [(dt.date(2026, 10, 20), dt.date(2026, 10, 31))],
     )
     # Ending before today, it is not.
-    assert selectors._rollup_parts(Period(dt.date(2026, 10, 20), dt.date(2026, 11, 11), BERLIN)) == (
+    assert rollups._rollup_parts(Period(dt.date(2026, 10, 20), dt.date(2026, 11, 11), BERLIN)) == (
         None,
         [(dt.date(2026, 10, 20), dt.date(2026, 11, 11))],
     )

@@ -30,8 +30,8 @@ from django.test.utils import CaptureQueriesContext
 
 from collector.models import Event
 from conftest import CHROME_UA, IPHONE_UA, send
-from dashboard import selectors
-from dashboard.periods import Period, compared_periods, parse_period
+from dashboard import access, selectors
+from dashboard.selectors.periods import Period, compared_periods, parse_period
 
 pytestmark = pytest.mark.django_db
 
@@ -683,17 +683,17 @@ def test_only_the_owner_can_view_a_site(site, django_user_model):
     owner, other = django_user_model.objects.create_user("owner"), django_user_model.objects.create_user("other")
     site.owner = owner
     site.save()
-    assert selectors.user_can_view(owner, site)
-    assert not selectors.user_can_view(other, site)
-    assert not selectors.user_can_view(None, site)
+    assert access.user_can_view(owner, site)
+    assert not access.user_can_view(other, site)
+    assert not access.user_can_view(None, site)
 
 
 def test_sites_are_found_by_domain_or_public_id(site):
-    assert selectors.site_by_id("example.com") == site
-    assert selectors.site_by_id("https://www.example.com/") == site
-    assert selectors.site_by_id(site.public_id) == site
-    assert selectors.site_by_id("example.org") is None
-    assert selectors.site_by_id("") is None
+    assert access.site_by_id("example.com") == site
+    assert access.site_by_id("https://www.example.com/") == site
+    assert access.site_by_id(site.public_id) == site
+    assert access.site_by_id("example.org") is None
+    assert access.site_by_id("") is None
 
 
 # -- exactness --------------------------------------------------------------------------------

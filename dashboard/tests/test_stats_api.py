@@ -113,7 +113,7 @@ def test_aggregate_compared_with_the_previous_period(site, key):
 def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(site, key, monkeypatch):
     # The site's clock at Friday 09:30: today (Friday) until 09:59 against Thursday until 09:59.
     friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=site.tz)
-    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: friday.astimezone(tz))
+    monkeypatch.setattr("dashboard.selectors.periods.local_now", lambda tz: friday.astimezone(tz))
     metrics = "visitors,pageviews,bounce_rate"
     response = get("aggregate", key, site_id="example.com", period="day", metrics=metrics, compare="previous_period")
     assert results(response) == {
@@ -122,7 +122,9 @@ def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(sit
         "bounce_rate": {"value": 0, "change": -100},
     }
     # The same day asked for once it is over compares whole, as before.
-    monkeypatch.setattr("dashboard.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz))
+    monkeypatch.setattr(
+        "dashboard.selectors.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz)
+    )
     response = get("aggregate", key, site_id="example.com", period="day", date=FRIDAY, metrics="visitors", compare="previous_period")  # fmt: skip
     assert results(response) == {"visitors": {"value": 4, "change": 100}}
 

@@ -33,7 +33,6 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_POST
 
-from collector.models import HourlyTotal
 from dashboard import selectors, site_services
 from dashboard.access import ADMIN, OWNER, VIEWER, get_site_or_404, sites_for
 from dashboard.api_keys import apikey_create, apikey_revoke
@@ -48,7 +47,7 @@ from dashboard.forms import (
     SiteSettingsForm,
 )
 from dashboard.models import ApiKey, Invitation, Membership, Role, SharedLink
-from dashboard.periods import parse_period
+from dashboard.selectors.periods import parse_period
 from sites.models import Site
 
 RANK = {VIEWER: 1, ADMIN: 2, OWNER: 3}
@@ -199,7 +198,7 @@ def site_snippet(request: HttpRequest, site: Site, role: str) -> HttpResponse:
             "role": role,
             "can_admin": RANK[role] >= RANK[ADMIN],
             "snippet": snippet_for(request, site),
-            "receiving": HourlyTotal.objects.filter(site_id=site.pk).exists(),
+            "receiving": selectors.has_data(site),
             "dashboard_url": site_home_url(site),
         },
     )

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard import reports
-from dashboard.periods import parse_date
+from dashboard.selectors.periods import parse_date
 
 
 class Command(BaseCommand):

@@ -15,11 +15,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from dashboard import access, periods, report_data, selectors
+from dashboard import access, report_data, selectors
 from dashboard.charts import Point, bucket_labels, line_chart
+from dashboard.formatting import FORMATTERS, change_view, flag, fmt_day
 from dashboard.report_data import METRIC_LABELS, Report
+from dashboard.selectors import periods
 from dashboard.views.stats.export import export_response
-from dashboard.views.stats.formatting import FORMATTERS, change_view, flag, fmt_day
 from dashboard.views.stats.query import (
     PERIOD_CHOICES,
     DashboardQuery,
@@ -154,7 +155,7 @@ def render_dashboard(
     context.update(
         query=query,
         report=report,
-        has_data=report_data.site_has_data(site),
+        has_data=selectors.has_data(site),
         metrics=[
             {
                 "key": m.key,

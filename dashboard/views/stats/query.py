@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 from django.core.exceptions import SuspiciousOperation
 from django.http import QueryDict
 
-from dashboard import periods, selectors
-from dashboard.periods import HOUR_INTERVAL_MAX_DAYS, InvalidParameter, Period, month_start, parse_period
+from dashboard import selectors
+from dashboard.formatting import fmt_day
 from dashboard.report_data import HEADLINE
-from dashboard.selectors import MAX_VALUE_CHARS, Filter
-from dashboard.views.stats.formatting import fmt_day
+from dashboard.selectors import MAX_VALUE_CHARS, Filter, periods
+from dashboard.selectors.periods import HOUR_INTERVAL_MAX_DAYS, InvalidParameter, Period, month_start, parse_period
 from sites.models import Site
 
 log = logging.getLogger(__name__)

@@ -102,6 +102,10 @@ class Period:
     def dates(self) -> list[dt.date]:
         return [self.start + dt.timedelta(days=i) for i in range(self.days)]
 
+    def hours(self) -> list[tuple[dt.date, int]]:
+        """Every local (day, hour) of the period, as an hourly series has them (24 a day, DST or not)."""
+        return [(day, hour) for day in self.dates() for hour in range(24)]
+
     def utc_bounds(self) -> tuple[dt.datetime, dt.datetime]:
         """[local midnight of start, local midnight after end) as aware UTC datetimes; with a
         cutoff, the end is the end of the cutoff's local hour instead."""

@@ -1,4 +1,4 @@
-"""Numbers and dates as the dashboard shows them to people."""
+"""Numbers and dates as people read them: on the dashboard page and in the email report."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def fmt_decimal(value: float) -> str:
 
 
 def fmt_duration(seconds: float) -> str:
+    """672 -> "11m 12s"; 3725 -> "1h 2m 5s"; 0 -> "0s" (whole seconds, the fraction dropped)."""
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)

@@ -1,0 +1,263 @@
+"""The Django database's raw rows, Event and Visit: filtered queries, the exit-page breakdown
+beyond exits, and the realtime count (see backends/database.py). Visitors are unique per bucket
+(a local day; an hour in an hourly series); `value` sums Event.value; the UTC bounds of a period
+end at its cutoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.expressions import Expression
+from django.db.models.functions import Collate, Floor
+
+from collector.models import Event, Visit
+from collector.payload import ENGAGEMENT
+from dashboard.selectors.arithmetic import Totals
+from dashboard.selectors.backends.base import BreakdownRow
+from dashboard.selectors.filters import Filter
+from dashboard.selectors.periods import Period, local_midnight
+from dashboard.selectors.properties import VISIT_METRICS, Property
+from sites.models import Site
+
+PAGEVIEW = "pageview"
+
+
+def totals(site: Site, period: Period, metrics: Sequence[str], filters: list[Filter]) -> Totals:
+    result = Totals()
+    for bucket in _raw_buckets(site, period, filters, _day_boundaries(period), metrics):
+        result.add(bucket)
+    return result
+
+
+def hourly(
+    site: Site, period: Period, metrics: Sequence[str], filters: list[Filter]
+) -> dict[tuple[dt.date, int], Totals]:
+    buckets = _raw_buckets(site, period, filters, _hour_boundaries(period), metrics)
+    return dict(zip(period.hours(), buckets, strict=True))
+
+
+def daily(site: Site, period: Period, metrics: Sequence[str], filters: list[Filter]) -> dict[dt.date, Totals]:
+    return dict(zip(period.dates(), _raw_buckets(site, period, filters, _day_boundaries(period), metrics), strict=True))
+
+
+def breakdown(site: Site, period: Period, prop: Property, filters: list[Filter]) -> list[BreakdownRow]:
+    """Every value's totals from raw rows, grouped per local day first (visitors are daily
+    uniques), in no order; values without visitors left out."""
+    by_value: dict[str, BreakdownRow] = {}
+    if prop.is_visit:
+        visits = _matching_visits(site, period, filters)
+        if not prop.keep_empty:
+            visits = visits.exclude(**{prop.column: ""})
+        rows = (
+            visits.annotate(group=_binary(prop.column))
+            .values("day", "group")
+            .annotate(visitors=Count("visitor_id", distinct=True), **_VISIT_AGGREGATES)
+        )
+    else:
+        events = _matching_events(site, period, filters)
+        if prop.name == "event:page":
+            events = events.filter(name=PAGEVIEW)
+            counts: dict[str, Any] = {"pageviews": Count("id")}
+        else:
+            events = events.exclude(name=PAGEVIEW)
+            counts = {"events": Count("id"), "value_cents": Sum("value")}
+        rows = (
+            events.annotate(day=_bucket("ts", _day_boundaries(period)), group=_binary(prop.column))
+            .values("day", "group")
+            .annotate(visitors=Count("visitor_id", distinct=True), visits=Count("visit_key", distinct=True), **counts)
+        )
+    for row in rows:
+        row.pop("day")
+        value = row.pop("group")
+        by_value.setdefault(value, BreakdownRow(value=value)).totals.add(_visit_row(row) if prop.is_visit else row)
+    return [row for row in by_value.values() if row.totals.visitors > 0]
+
+
+def entries(site: Site, period: Period, filters: list[Filter], pages: Sequence[str]) -> dict[str, Totals]:
+    """Visits, bounces and duration of the matching visits that entered on each of these pages."""
+    found: dict[str, Totals] = defaultdict(Totals)
+    rows = (
+        _matching_visits(site, period, filters)
+        .filter(entry_path__in=pages)
+        .annotate(group=_binary("entry_path"))
+        .values("group")
+        .annotate(**{k: v for k, v in _VISIT_AGGREGATES.items() if k in ("visits", "bounces", "duration")})
+    )
+    for row in rows:
+        found[row.pop("group")].add(row)
+    return found
+
+
+def realtime_visitors(site: Site, since: dt.datetime, until: dt.datetime) -> int:
+    """Distinct visitors with any hit (engagement reports included) in [since, until]."""
+    events = Event.objects.filter(site=site, ts__gte=since, ts__lte=until)
+    return events.aggregate(n=Count("visitor_id", distinct=True))["n"] or 0
+
+
+# -- SQL helpers ------------------------------------------------------------------------------
+
+
+def _binary(column: str) -> Any:
+    """The column compared byte for byte: MySQL's default collation folds case, the rollups do not."""
+    collation = {"mysql": "utf8mb4_bin", "sqlite": "BINARY", "postgresql": "C"}.get(connection.vendor)
+    return Collate(F(column), collation) if collation else F(column)
+
+
+def _bucket(column: str, boundaries: Sequence[dt.datetime]) -> Expression:
+    """Index i of the bucket [boundaries[i], boundaries[i+1]) holding the column's time.
+
+    A balanced tree of CASEs: log2(buckets) comparisons a row, and it works for any time zone
+    (half-hour offsets, DST days of 23 or 25 hours) without time zone tables in the database.
+    Rows outside [boundaries[0], boundaries[-1]) must be filtered out by the caller.
+    """
+
+    def build(lo: int, hi: int) -> Expression:
+        if hi - lo == 1:
+            return Value(lo)
+        mid = (lo + hi) // 2
+        return Case(
+            When(**{f"{column}__lt": boundaries[mid]}, then=build(lo, mid)),
+            default=build(mid, hi),
+            output_field=IntegerField(),
+        )
+
+    return build(0, len(boundaries) - 1)
+
+
+def _apply(item: Filter, rows: QuerySet) -> QuerySet:
+    """The rows matching this filter, values compared exactly (case too, on MySQL as well)."""
+    column = item.prop.column
+    exact = f"{column}_exact"
+    rows = rows.alias(**{exact: _binary(column)})
+    if item.negate:
+        return rows.exclude(**{f"{exact}__in": item.values})
+    # The plain comparison as well lets MySQL use an index holding the column (event names).
+    return rows.filter(**{f"{column}__in": item.values, f"{exact}__in": item.values})
+
+
+# Whole seconds of each visit, truncated per visit as the collector does (int(total_seconds())).
+_VISIT_SECONDS = Floor(
+    ExpressionWrapper(F("last_seen") - F("started"), output_field=BigIntegerField()) / Value(1_000_000)
+)
+_VISIT_AGGREGATES = {
+    "visits": Count("id"),
+    "bounces": Count("id", filter=Q(pageviews__lte=1, interactive=False)),
+    "duration": Sum(_VISIT_SECONDS, output_field=BigIntegerField()),
+    # Named apart from Visit's own fields (an annotation may not shadow a field).
+    "visit_pageviews": Sum("pageviews"),
+    "visit_events": Sum("events"),
+}
+
+
+def _visit_row(row: dict[str, Any]) -> dict[str, Any]:
+    row["pageviews"] = row.pop("visit_pageviews", 0)
+    row["events"] = row.pop("visit_events", 0)
+    return row
+
+
+def _event_filters(filters: list[Filter]) -> list[Filter]:
+    return [f for f in filters if not f.prop.is_visit]
+
+
+def _visit_filters(filters: list[Filter]) -> list[Filter]:
+    return [f for f in filters if f.prop.is_visit]
+
+
+def _matching_events(site: Site, period: Period, filters: list[Filter]) -> QuerySet:
+    """Pageviews and custom events of the period matching every filter."""
+    start, end = period.utc_bounds()
+    events = Event.objects.filter(site=site, ts__gte=start, ts__lt=end).exclude(name=ENGAGEMENT)
+    for item in _event_filters(filters):
+        events = _apply(item, events)
+    visit_filters = _visit_filters(filters)
+    if visit_filters:
+        visits = Visit.objects.filter(site_id=OuterRef("site_id"), visit_key=OuterRef("visit_key"))
+        for item in visit_filters:
+            visits = _apply(item, visits)
+        events = events.filter(Exists(visits))
+    return events.order_by()
+
+
+def _matching_visits(site: Site, period: Period, filters: list[Filter]) -> QuerySet:
+    """Visits started in the period matching the visit filters, with a matching event if any event filter."""
+    start, end = period.utc_bounds()
+    visits = Visit.objects.filter(site=site, started__gte=start, started__lt=end)
+    for item in _visit_filters(filters):
+        visits = _apply(item, visits)
+    if _event_filters(filters):
+        events = _matching_events(site, period, _event_filters(filters))
+        visits = visits.filter(visit_key__in=events.values("visit_key"))
+    return visits.order_by()
+
+
+def _needs_events(metrics: Iterable[str]) -> bool:
+    return bool({"visitors", "pageviews", "events", "views_per_visit"} & set(metrics))
+
+
+def _needs_visits(metrics: Iterable[str]) -> bool:
+    return bool(set(VISIT_METRICS) & set(metrics))
+
+
+def _raw_buckets(
+    site: Site, period: Period, filters: list[Filter], boundaries: list[dt.datetime], metrics: Sequence[str]
+) -> list[Totals]:
+    """Totals per bucket of raw rows (visitors unique per bucket)."""
+    buckets = [Totals() for _ in range(len(boundaries) - 1)]
+    if _needs_events(metrics):
+        rows = (
+            _matching_events(site, period, filters)
+            .annotate(bucket=_bucket("ts", boundaries))
+            .values("bucket")
+            .annotate(
+                visitors=Count("visitor_id", distinct=True),
+                pageviews=Count("id", filter=Q(name=PAGEVIEW)),
+                events=Count("id", filter=~Q(name=PAGEVIEW)),
+            )
+        )
+        for row in rows:
+            buckets[row.pop("bucket")].add(row)
+    if _needs_visits(metrics):
+        rows = (
+            _matching_visits(site, period, filters)
+            .annotate(bucket=_bucket("started", boundaries))
+            .values("bucket")
+            .annotate(**{k: v for k, v in _VISIT_AGGREGATES.items() if k in ("visits", "bounces", "duration")})
+        )
+        for row in rows:
+            buckets[row.pop("bucket")].add(row)
+    return buckets
+
+
+def _day_boundaries(period: Period) -> list[dt.datetime]:
+    days = [*period.dates(), period.end + dt.timedelta(days=1)]
+    return [local_midnight(day, period.tz) for day in days]
+
+
+def _hour_boundaries(period: Period) -> list[dt.datetime]:
+    """Start of each local wall-clock hour of the period (a skipped hour is an empty bucket, a
+    repeated one a two-hour bucket, as in HourlyTotal), then the end of the period."""
+    starts = [
+        dt.datetime(day.year, day.month, day.day, hour, tzinfo=period.tz).astimezone(dt.UTC)
+        for day, hour in period.hours()
+    ]
+    return [*starts, local_midnight(period.end + dt.timedelta(days=1), period.tz)]
