@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DataError, Error, IntegrityError, connection, transaction
+from django.db import transaction
 
+from collector.message_check import hit_label, problem_of
 from collector.models import (
     BREAKDOWN_COLUMNS,
     DailyBreakdown,
@@ -50,8 +51,9 @@ from collector.models import (
     Salt,
     Visit,
 )
-from collector.payload import ENGAGEMENT, MAX_PROP_LEN, MAX_PROPS, MAX_VALUE
+from collector.payload import ENGAGEMENT
 from collector.rollups import adapt, adapt_datetime, insert_rows, upsert_add, upsert_replace
+from collector.write_errors import about_the_data, describe
 from security.bans import current_snapshot
 from security.guards import ban_tokens
 from sites.models import Site
@@ -351,188 +353,6 @@ def banned_tokens() -> set[int]:
     return _BAN_TOKENS[key]
 
 
-# -- the message contract, checked again ------------------------------------------------------
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-TS_MIN = 946_684_800_000  # 2000-01-01: older is not a hit of this service
-TS_AHEAD_MS = 86_400_000  # clock skew tolerated between the collector and the worker
-MAX_PROP_KEY = 300  # collector.payload cuts prop names there
-MAX_TOKENS = 8  # security.guards.ip_tokens makes 3
-# Message key -> the Event column that bounds its length, and whether it may be empty.
-TEXT_FIELDS: tuple[tuple[str, str, bool], ...] = (
-    ("id", "hit_id", False),
-    ("n", "name", False),
-    ("p", "path", True),
-)
-OPTIONAL_TEXT_FIELDS: tuple[tuple[str, str], ...] = (
-    ("host", "hostname"),
-    ("ref", "referrer"),
-    ("src", "referrer_source"),
-    ("b", "browser"),
-    ("os", "os"),
-    ("dev", "device"),
-    ("cc", "country"),
-)
-# Message key -> inclusive range; None (or absent) is allowed for the optional ones.
-OPTIONAL_INT_FIELDS: tuple[tuple[str, int, int], ...] = (
-    ("pvid", INT64_MIN, INT64_MAX),
-    ("v", -MAX_VALUE, MAX_VALUE),
-    ("sd", 0, 100),
-    ("e", 0, 86_400_000),
-)
-_MAX_LENGTH = {key: Event._meta.get_field(column).max_length for key, column, *_ in TEXT_FIELDS + OPTIONAL_TEXT_FIELDS}
-_MAX_UTM = Event._meta.get_field("utm_source").max_length
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _text_problem(value: Any, max_length: int) -> str:
-    """Why this value cannot go into a text column of max_length characters ("" when it can)."""
-    if not isinstance(value, str):
-        return "is not text"
-    if len(value) > max_length:
-        return f"is longer than {max_length} characters"
-    if "\x00" in value:
-        return "contains a NUL character"
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return "is not valid Unicode (a lone surrogate)"
-    return ""
-
-
-def _props_problem(props: Any) -> str:
-    if not isinstance(props, dict):
-        return "is not an object"
-    if len(props) > MAX_PROPS:
-        return f"has more than {MAX_PROPS} pairs"
-    for key, value in props.items():
-        problem = _text_problem(key, MAX_PROP_KEY)
-        if problem:
-            return f"has a name that {problem}"
-        problem = _text_problem(value, MAX_PROP_LEN)
-        if problem:
-            return f"has a value that {problem}"
-    return ""
-
-
-def _problem(hit: Any, now_ms: int) -> str:
-    """Why a queued hit breaks the contract of collector.services.build_messages ("" if it does not).
-    Field names only: the reason is logged, so it never quotes a value."""
-    if not isinstance(hit, dict):
-        return "not an object"
-    for key, _column, may_be_empty in TEXT_FIELDS:
-        if key not in hit:
-            return f"'{key}' is missing"
-        problem = _text_problem(hit[key], _MAX_LENGTH[key])
-        if problem:
-            return f"'{key}' {problem}"
-        if not may_be_empty and not hit[key]:
-            return f"'{key}' is empty"
-    for key, _column in OPTIONAL_TEXT_FIELDS:
-        if key in hit:
-            problem = _text_problem(hit[key], _MAX_LENGTH[key])
-            if problem:
-                return f"'{key}' {problem}"
-    site, ts, vid = hit.get("site"), hit.get("ts"), hit.get("vid")
-    if not (_is_int(site) and 0 < site <= INT64_MAX):
-        return "'site' is not a site id"
-    if not _is_int(ts):
-        return "'ts' is not an integer"
-    if not TS_MIN <= ts <= now_ms + TS_AHEAD_MS:
-        return "'ts' is out of range"
-    if not (_is_int(vid) and INT64_MIN <= vid <= INT64_MAX):
-        return "'vid' is not a 64-bit integer"
-    for key, low, high in OPTIONAL_INT_FIELDS:
-        value = hit.get(key)
-        if value is not None and not (_is_int(value) and low <= value <= high):
-            return f"'{key}' is not an integer between {low} and {high}"
-    if hit.get("i") is not None and not isinstance(hit["i"], bool):
-        return "'i' is not true or false"
-    utm = hit.get("utm")
-    if utm:  # the worker reads a missing or empty one as no UTM values
-        if not isinstance(utm, (list, tuple)) or len(utm) != len(NO_UTM):
-            return f"'utm' is not a list of {len(NO_UTM)} texts"
-        for value in utm:
-            problem = _text_problem(value, _MAX_UTM)
-            if problem:
-                return f"'utm' has a value that {problem}"
-    props = hit.get("props")
-    if props:
-        problem = _props_problem(props)
-        if problem:
-            return f"'props' {problem}"
-    tokens = hit.get("tok")
-    if tokens:
-        if not isinstance(tokens, list) or len(tokens) > MAX_TOKENS:
-            return f"'tok' is not a list of at most {MAX_TOKENS} integers"
-        if not all(_is_int(token) and INT64_MIN <= token <= INT64_MAX for token in tokens):
-            return "'tok' is not a list of 64-bit integers"
-    return ""
-
-
-def hit_label(hit: Any) -> str:
-    """How a log line names a hit: its id when that is text (escaped, at most 32 characters)."""
-    hit_id = hit.get("id") if isinstance(hit, dict) else None
-    return ascii(hit_id[:32]) if isinstance(hit_id, str) else "without an id"
-
-
-# -- telling a hit's bad data from an outage ---------------------------------------------------
-
-# MariaDB/MySQL error codes that mean "this row's values", measured with mysqlclient and PyMySQL
-# through Django on MariaDB 10.11 in strict mode (see collector/tests/test_poison.py). The two
-# drivers raise different classes for the same code (1366 is an OperationalError in
-# mysqlclient, a DataError in PyMySQL; 1292 an OperationalError in both), so the code decides.
-MYSQL_DATA_ERRORS = {
-    1048: "column cannot be null",  # IntegrityError
-    1062: "duplicate entry",  # IntegrityError: another worker wrote the same hit meanwhile
-    1241: "operand should contain 1 column",  # OperationalError: a list bound as a value
-    1264: "out of range value for column",  # DataError
-    1292: "incorrect datetime value",  # OperationalError
-    1366: "incorrect integer or string value",  # OperationalError (mysqlclient), DataError (PyMySQL)
-    1406: "data too long for column",  # DataError
-    1690: "value out of range in an expression",  # IntegrityError (Django): a rollup sum past its column
-    4025: "CHECK constraint failed",  # IntegrityError (Django): invalid JSON
-}
-# SQLite primary result codes about a row's values: SQLITE_TOOBIG (DataError), SQLITE_CONSTRAINT
-# (IntegrityError: NOT NULL 1299, CHECK 275, UNIQUE 2067), SQLITE_MISMATCH. SQLITE_BUSY (5,
-# "database is locked") and I/O errors are OperationalErrors: an outage.
-SQLITE_DATA_ERRORS = frozenset({18, 19, 20})
-
-
-def _error_code(exc: BaseException) -> int | str | None:
-    if connection.vendor == "sqlite":
-        return getattr(exc.__cause__, "sqlite_errorcode", None)
-    code = exc.args[0] if exc.args else None
-    return code if _is_int(code) else None
-
-
-def about_the_data(exc: Exception) -> bool:
-    """Did writing fail because of what the hits hold (True), or is the database unusable now:
-    unreachable, connection lost, deadlock (1213), lock wait timeout (1205), a missing table
-    during a deploy (False)? An exception that is not a database error is raised by Python on
-    the way (UnicodeEncodeError from the driver, OverflowError from sqlite3, a bug one hit
-    triggers): it belongs to the data."""
-    if not isinstance(exc, Error):  # django.db.Error: DatabaseError and InterfaceError
-        return True
-    code = _error_code(exc)
-    if connection.vendor == "mysql":
-        return code in MYSQL_DATA_ERRORS or isinstance(exc, (DataError, IntegrityError))
-    if connection.vendor == "sqlite":
-        return isinstance(code, int) and code & 0xFF in SQLITE_DATA_ERRORS
-    return isinstance(exc, (DataError, IntegrityError))
-
-
-def describe(exc: BaseException) -> str:
-    """An exception for a log line: its class and database error code, never its message
-    (drivers quote values there: "Incorrect string value: '...'", or the whole statement)."""
-    code = _error_code(exc) if isinstance(exc, Error) else None
-    return type(exc).__name__ if code is None else f"{type(exc).__name__} {code}"
-
-
 # -- writing ------------------------------------------------------------------------------------
 
 
@@ -546,7 +366,7 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
     valid = []
     now_ms = int(time.time() * 1000)
     for hit in hits:
-        problem = _problem(hit, now_ms)
+        problem = problem_of(hit, now_ms)
         if problem:
             log.warning("ingest: dropped hit %s: %s", hit_label(hit), problem)
             result.invalid += 1

@@ -23,7 +23,8 @@ from django.db import Error, close_old_connections
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu.exceptions import DecodeError
 
-from collector.ingest import describe, ingest_batch
+from collector.ingest import ingest_batch
+from collector.write_errors import describe
 
 log = logging.getLogger(__name__)
 TASK_NAME = "collector.tasks.ingest_hits"
