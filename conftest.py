@@ -1,11 +1,11 @@
-"""Shared fixtures. Real services only: Redis and MariaDB are used where a test needs them,
-and a test that cannot reach one is skipped loudly locally and fails the run in CI."""
+"""Shared fixtures (helpers and constants are in testing.py). Real services only: Redis and
+MariaDB are used where a test needs them, and a test that cannot reach one is skipped loudly
+locally and fails the run in CI."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,36 +16,12 @@ from django.test import Client
 
 from collector import salts
 from sites import cache as site_cache
+from testing import CHROME_UA, CHROMIUM, CHROMIUM_ARGS, require_service, reset_celery_connections
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases the broker and cache fixtures flush; two suites run at once need their own pair.
 REDIS_BROKER_DB = int(os.environ.get("FATHOM_TEST_REDIS_BROKER_DB", "14"))
 REDIS_CACHE_DB = int(os.environ.get("FATHOM_TEST_REDIS_CACHE_DB", "15"))
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; a downloaded browser is never used
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-CHROME_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
-)
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    if not port_open(host, port):
-        message = f"{name} is not reachable on {host}:{port}: start it (see Makefile `services`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"SKIPPED LOUDLY: {message}")
 
 
 @pytest.fixture(autouse=True)
@@ -78,26 +54,10 @@ def browser_client() -> Client:
     return Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.10")
 
 
-def send(client: Client, body: Any, content_type: str = "text/plain", **extra: Any) -> Any:
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post("/api/event", data, content_type=content_type, **extra)
-
-
 @pytest.fixture
 def redis_url() -> str:
     require_service("Redis", REDIS_HOST, REDIS_PORT)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_BROKER_DB}"
-
-
-def reset_celery_connections(app: Any) -> None:
-    """Forget pooled broker connections so the next publish connects to app.conf.broker_url."""
-    from kombu import pools
-
-    pools.reset()  # closes and forgets kombu's global producer/connection pools
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from conftest import CHROME_UA, send
 from dashboard import report_data, selectors
 from dashboard.api_keys import apikey_create
 from dashboard.models import SharedLink
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

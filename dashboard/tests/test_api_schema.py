@@ -1,7 +1,7 @@
 """The Stats API's OpenAPI schema (/api/schema/) and Swagger UI (/api/docs/).
 
 The schema is checked as a contract: real answers of the API, on the traffic of
-test_selectors, are validated against the response schemas it publishes (strictly: a field the
+testing.replay, are validated against the response schemas it publishes (strictly: a field the
 API returns but the schema does not list fails), so the docs cannot drift from the code.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,13 +19,13 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import Client
 
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard import api, api_schema
 from dashboard.api_keys import apikey_create
 from dashboard.selectors import METRICS, PROPERTIES
 from dashboard.selectors.periods import INTERVALS, PERIODS
 from dashboard.tests import test_stats_api as api_tests
 from sites.models import Site
+from testing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +36,6 @@ PATHS = {
     "/api/v1/stats/timeseries",
     "/api/v1/stats/breakdown",
 }
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The site dashboard /sites/<id>/: what its owner and teammates see, number by number.
 
-Data: the scripted traffic of test_selectors.py (site in America/New_York), replayed through the
+Data: the scripted traffic of testing.replay (site in America/New_York), replayed through the
 real collector. Friday 2026-11-20 is the busy day; Thursday is its previous period.
 """
 
@@ -17,10 +17,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from conftest import CHROME_UA, send
 from dashboard.models import Membership, Role
-from dashboard.tests.test_selectors import replay
 from sites.models import Site
+from testing import CHROME_UA, replay, send
 
 pytestmark = pytest.mark.django_db
 

@@ -29,11 +29,11 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from conftest import CHROME_UA, send
 from dashboard import reports
 from dashboard.models import Membership, ReportSubscription, Role
 from dashboard.report_data import METRIC_LABELS
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

@@ -1,20 +1,8 @@
 """Stats selectors over traffic replayed through the real collector, checked number by number.
 
-Site in America/New_York. Local times:
-
-Thu 2026-11-19 (the previous period of Friday)
-  E (Chrome, US)   08:00 /  from Google                          visit: bounce, 0 s
-  F (iPhone, DE)   15:00 /pricing from t.co -> 15:03 /           visit: 2 pv, 180 s
-Fri 2026-11-20: the scripted day of collector/tests/test_scripted_day.py
-  A (Chrome, US)   09:00 / from Google -> 09:02 /pricing -> 09:05 Signup $19.99 -> engagement
-                   14:00 /blog from Hacker News                  visits: 2 pv 360 s; bounce
-  B (iPhone, DE)   10:00 /?utm_source=newsletter -> "Outbound Link: Click" (not interactive)
-                   -> 10:20 engagement                           visit: bounce, 1200 s
-  C (Firefox, US)  23:50 / from t.co -> Sat 00:10 /docs          visit: 2 pv, 1200 s (counted Friday)
-  D (Chrome, FR)   18:55 / -> 19:05 /about (00:05 UTC: new salt) visit: 2 pv, 600 s
-Sat 2026-10-31 / Sun 2026-11-01 (DST ends at 02:00 EDT: Sunday has 25 hours)
-  G (Firefox, FR)  Sat 23:30 EDT /  (03:30 UTC on Sunday)        visit: bounce
-  H (Chrome, US)   Sun 01:30 EDT /blog, Sun 01:30 EST /blog      two visits (an hour apart), bounces
+The traffic is testing.replay's (tabled above it in testing.py): a site in America/New_York,
+Thursday 2026-11-19 and the scripted Friday 2026-11-20, and the weekend DST ends (Sat 2026-10-31,
+Sun 2026-11-01, which has 25 hours).
 """
 
 from __future__ import annotations
@@ -25,78 +13,16 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from collector.models import Event
-from conftest import CHROME_UA, IPHONE_UA, send
 from dashboard import access, selectors
 from dashboard.selectors.periods import Period, compared_periods, parse_period
+from testing import FRIDAY, MATCH_ALL, NOV1, NY, OCT31, SATURDAY, replay
 
 pytestmark = pytest.mark.django_db
 
-NY = zoneinfo.ZoneInfo("America/New_York")
-THURSDAY, FRIDAY, SATURDAY = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-OCT31, NOV1 = dt.date(2026, 10, 31), dt.date(2026, 11, 1)
-FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-VISITORS = {
-    "A": ("198.51.100.11", CHROME_UA, "US", 1920),
-    "B": ("2001:db8:1::22", IPHONE_UA, "DE", 390),
-    "C": ("198.51.100.33", FIREFOX_UA, "US", None),
-    "D": ("198.51.100.44", CHROME_UA, "FR", 1280),
-    "E": ("198.51.100.55", CHROME_UA, "US", 1920),
-    "F": ("2001:db8:1::66", IPHONE_UA, "DE", 390),
-    "G": ("198.51.100.77", FIREFOX_UA, "FR", None),
-    "H": ("198.51.100.88", CHROME_UA, "US", 1920),
-}
 ALL_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
-MATCH_ALL = "visit:entry_page!=/nowhere"  # a filter every visit passes: forces the raw path
-
-
-def url(path: str) -> str:
-    return f"https://example.com{path}"
-
-
-def replay(site: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
-    """Send the module docstring's hits through /api/event (ingest runs inline)."""
-    settings.TRUSTED_PROXY_HOPS = 1
-
-    def hit(day: dt.date, hh: int, mm: int, who: str, body: dict[str, Any], fold: int = 0) -> None:
-        moment = dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY, fold=fold)
-        monkeypatch.setattr("collector.views.now_ms", lambda: int(moment.timestamp() * 1000))
-        ip, agent, country, width = VISITORS[who]
-        payload = {"sid": site.public_id, **body}
-        if width and body.get("n") == "pageview":
-            payload["w"] = width
-        response = send(
-            Client(HTTP_USER_AGENT=agent),
-            payload,
-            REMOTE_ADDR="10.0.0.2",
-            HTTP_X_FORWARDED_FOR=ip,
-            HTTP_CLOUDFRONT_VIEWER_COUNTRY=country,
-        )
-        assert response.status_code == 202
-        assert not response.has_header("X-Dropped")
-
-    pv = "pageview"
-    hit(OCT31, 23, 30, "G", {"n": pv, "u": url("/")})
-    hit(NOV1, 1, 30, "H", {"n": pv, "u": url("/blog")})
-    hit(NOV1, 1, 30, "H", {"n": pv, "u": url("/blog")}, fold=1)  # the same wall time, an hour later
-    hit(THURSDAY, 8, 0, "E", {"n": pv, "u": url("/"), "r": "https://www.google.com/"})
-    hit(THURSDAY, 15, 0, "F", {"n": pv, "u": url("/pricing"), "r": "https://t.co/xyz"})
-    hit(THURSDAY, 15, 3, "F", {"n": pv, "u": url("/"), "r": "https://example.com/pricing"})
-    hit(FRIDAY, 9, 0, "A", {"n": pv, "u": url("/"), "r": "https://www.google.com/"})
-    hit(FRIDAY, 9, 2, "A", {"n": pv, "u": url("/pricing"), "r": "https://www.google.com/"})
-    hit(FRIDAY, 9, 5, "A", {"n": "Signup", "u": url("/pricing"), "value": 1999})
-    hit(FRIDAY, 9, 6, "A", {"n": "engagement", "u": url("/pricing"), "sd": 75, "e": 60000})
-    hit(FRIDAY, 10, 0, "B", {"n": pv, "u": url("/?utm_source=newsletter&utm_medium=email&utm_campaign=fall")})
-    hit(FRIDAY, 10, 1, "B", {"n": "Outbound Link: Click", "u": url("/"), "i": False})
-    hit(FRIDAY, 10, 20, "B", {"n": "engagement", "u": url("/"), "sd": 30, "e": 5000})
-    hit(FRIDAY, 14, 0, "A", {"n": pv, "u": url("/blog"), "r": "https://news.ycombinator.com/item?id=1"})
-    hit(FRIDAY, 18, 55, "D", {"n": pv, "u": url("/")})
-    hit(FRIDAY, 19, 5, "D", {"n": pv, "u": url("/about"), "r": "https://example.com/"})
-    hit(FRIDAY, 23, 50, "C", {"n": pv, "u": url("/"), "r": "https://t.co/abc"})
-    hit(SATURDAY, 0, 10, "C", {"n": pv, "u": url("/docs"), "r": "https://example.com/"})
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client
 from django.utils import timezone
 
-from conftest import CHROME_UA, send
 from dashboard.models import SharedLink
 from dashboard.tests import test_dashboard_page as page_tests
 from dashboard.tests.test_dashboard_page import FRIDAY, chip_texts, headline, html, panel_rows, row_link
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

@@ -21,10 +21,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
-from conftest import CHROME_UA, send
 from dashboard.models import ApiKey, Invitation, Membership, ReportSubscription, Role, SharedLink
 from dashboard.site_services import hash_token
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

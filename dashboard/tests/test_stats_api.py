@@ -1,4 +1,4 @@
-"""Contract tests of the Stats API (/api/v1/stats/), on the traffic of test_selectors."""
+"""Contract tests of the Stats API (/api/v1/stats/), on the traffic of testing.replay."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from conftest import CHROME_UA, send
 from dashboard.api_keys import apikey_create, apikey_revoke
 from dashboard.models import ApiKey
-from dashboard.tests.test_selectors import replay
 from sites.models import Site
+from testing import CHROME_UA, replay, send
 
 pytestmark = pytest.mark.django_db
 

@@ -22,10 +22,10 @@ from django.utils import timezone
 from moto import mock_aws
 
 from collector.models import Event, HourlyTotal, Visit
-from conftest import reset_celery_connections, send
 from fathom import lambda_sqs
 from fathom.celery import app
 from fathom.lambda_handler import handler
+from testing import reset_celery_connections, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -155,9 +155,12 @@ def top(module: str) -> str:
     return module.split(".")[0]
 
 
+TEST_SUPPORT = "testing"  # the helpers every app's tests share (testing.py, not in the Lambda zips)
+
+
 def is_test_or_migration(module: str) -> bool:
     parts = module.split(".")
-    return "tests" in parts or "migrations" in parts or parts[-1] == "conftest"
+    return "tests" in parts or "migrations" in parts or parts[-1] == "conftest" or module == TEST_SUPPORT
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

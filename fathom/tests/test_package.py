@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from conftest import require_service
+from testing import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = Path(__file__).resolve().parent / "events"
@@ -565,6 +565,7 @@ def test_the_zips_hold_the_runtime_only_and_fit_lambda(package_zips, unzipped):
             if n.startswith((".venv/", "MySQLdb/", "_pytest/", "pytest/", "moto/", "playwright/", "ruff", "zappa/"))
             or n.startswith(("bench/", "docs/", "artifacts/", "build/", ".ci/", "scripts/", "bin/", "pycurl"))
             or "/tests/" in n
+            or n == "testing.py"
             or n.endswith((".pyc", "conftest.py", "db.sqlite3", "zappa_settings.json"))
         ]
         assert not forbidden, forbidden[:10]

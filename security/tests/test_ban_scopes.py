@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from collector.ingest import ingest_batch
 from collector.models import Event
-from conftest import CHROME_UA, send
 from dashboard.api_keys import apikey_create
 from security.bans import BanSnapshot, bump_version
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network, expire_bans, unban_network
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 
