@@ -1,5 +1,5 @@
 """What the tests of every app share: User-Agents, a hit through the collector, the services and
-Chromium they need, the scripted traffic.
+Chromium they need, the scripted traffic, a small HTML reader.
 
 Helpers and constants live here and are imported by name; fixtures live in conftest.py files (the
 root one, or an app's tests/conftest.py when only that app uses them). No module imports a test
@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import zoneinfo
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +154,124 @@ def replay(site: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     hit(FRIDAY, 19, 5, "D", {"n": pv, "u": url("/about"), "r": "https://example.com/"})
     hit(FRIDAY, 23, 50, "C", {"n": pv, "u": url("/"), "r": "https://t.co/abc"})
     hit(SATURDAY, 0, 10, "C", {"n": pv, "u": url("/docs"), "r": "https://example.com/"})
+
+
+# -- a small HTML reader: assert what a person sees -------------------------------------------
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None) -> None:
+        self.tag, self.attrs, self.parent = tag, attrs, parent
+        self.children: list[Node | str] = []
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def text(self) -> str:
+        parts = [c if isinstance(c, str) else c.text() for c in self.children]
+        return re.sub(r"\s+", " ", " ".join(parts)).strip()
+
+    def visible_text(self) -> str:
+        """Text without visually-hidden helpers (what a sighted person reads)."""
+        parts = []
+        for c in self.children:
+            if isinstance(c, str):
+                parts.append(c)
+            elif "visually-hidden" not in c.classes:
+                parts.append(c.visible_text())
+        return re.sub(r"\s+", " ", " ".join(parts)).strip()
+
+    def all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
+        found = []
+        for c in self.children:
+            if isinstance(c, Node):
+                if (
+                    (tag is None or c.tag == tag)
+                    and (cls is None or cls in c.classes)
+                    and all(c.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+                ):
+                    found.append(c)
+                found.extend(c.all(tag, cls, **attrs))
+        return found
+
+    def one(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node:
+        found = self.all(tag, cls, **attrs)
+        assert len(found) == 1, f"expected one <{tag} class={cls} {attrs}>, found {len(found)}"
+        return found[0]
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class _Builder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("root", {}, None)
+        self.current = self.root
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs}, self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.current.children.append(Node(tag, {k: v or "" for k, v in attrs}, self.current))
+
+    def handle_endtag(self, tag: str) -> None:
+        node = self.current
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None and node.parent is not None:
+            self.current = node.parent
+
+    def handle_data(self, data: str) -> None:
+        self.current.children.append(data)
+
+
+def html(response: Any) -> Node:
+    builder = _Builder()
+    builder.feed(response.content.decode())
+    return builder.root
+
+
+def headline(doc: Node) -> dict[str, tuple[str, str]]:
+    """The dashboard's headline: {metric label: (value, change as shown)}."""
+    result = {}
+    for metric in doc.all("a", "metric"):
+        change = metric.all("span", "change")
+        result[metric.one("span", "metric-label").text()] = (
+            metric.one("span", "metric-value").text(),
+            change[0].visible_text() if change else "",
+        )
+    return result
+
+
+def panel_rows(doc: Node, key: str) -> list[list[str]]:
+    panel = doc.one("section", data_panel=key)
+    return (
+        [
+            [row.one("th").visible_text(), *(td.text() for td in row.all("td"))]
+            for row in panel.all("tbody")[0].all("tr")
+        ]
+        if panel.all("tbody")
+        else []
+    )
+
+
+def row_link(doc: Node, key: str, label: str) -> str:
+    panel = doc.one("section", data_panel=key)
+    for link in panel.all("a", "filter-link"):
+        if link.visible_text() == label:
+            return link.attrs["href"]
+    raise AssertionError(f"no row {label!r} in panel {key}")
+
+
+def chart_rows(doc: Node) -> list[list[str]]:
+    table = doc.one("table", "chart-table")
+    return [[cell.text() for cell in row.children if isinstance(cell, Node)] for row in table.all("tbody")[0].all("tr")]
+
+
+def chip_texts(doc: Node) -> list[str]:
+    return [chip.one("span").text() for chip in doc.all("li", "chip")]
