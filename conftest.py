@@ -16,7 +16,7 @@ from django.test import Client
 
 from collector import salts
 from sites import cache as site_cache
-from testing import CHROME_UA, CHROMIUM, CHROMIUM_ARGS, require_service, reset_celery_connections
+from testing import CHROME_UA, CHROMIUM, CHROMIUM_ARGS, REGION, require_service, reset_celery_connections
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases the broker and cache fixtures flush; two suites run at once need their own pair.
@@ -134,6 +134,48 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     clock = [1_800_000_010.0]  # 10 s into a minute and into a 10-minute window
     monkeypatch.setattr("time.time", lambda: clock[0])
     return clock
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake AWS credentials in REGION, and nothing that could point boto3 at a real endpoint."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_WAFV2"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def wafv2(aws_env: None, settings: Any) -> Iterator[Any]:
+    """A WAFv2 client of moto's in-process mock, wired into the settings (AWS is never reached)."""
+    import boto3
+    from moto import mock_aws
+
+    settings.AWS_REGION = REGION
+    settings.WAF_SCOPE = "REGIONAL"
+    with mock_aws():
+        yield boto3.client("wafv2", region_name=REGION)
+
+
+@pytest.fixture
+def ip_sets(wafv2: Any, settings: Any) -> dict[int, str]:
+    """Two real (moto) IP sets, wired into the settings. Returns {4: arn, 6: arn}."""
+    arns = {}
+    for version in (4, 6):
+        created = wafv2.create_ip_set(
+            Name=f"fathom-bans-v{version}",
+            Scope="REGIONAL",
+            IPAddressVersion=f"IPV{version}",
+            Addresses=[],
+            Description="managed by fathom: do not edit",
+        )
+        arns[version] = created["Summary"]["ARN"]
+    settings.WAF_IPSET_V4_ARN = arns[4]
+    settings.WAF_IPSET_V6_ARN = arns[6]
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = settings.WAF_COLLECTOR_IPSET_V6_ARN = ""  # the optional pair: off
+    settings.WAF_MAX_ADDRESSES = 10_000
+    return arns
 
 
 @pytest.fixture(scope="module")

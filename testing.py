@@ -1,5 +1,5 @@
 """What the tests of every app share: User-Agents, a hit through the collector, the services and
-Chromium they need, the scripted traffic, a small HTML reader.
+Chromium they need, the scripted traffic, a small HTML reader, admin messages, WAF helpers.
 
 Helpers and constants live here and are imported by name; fixtures live in conftest.py files (the
 root one, or an app's tests/conftest.py when only that app uses them). No module imports a test
@@ -21,6 +21,10 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
+
+from security import waf
+from security.models import Ban
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots and reports of browser tests
 
@@ -275,3 +279,29 @@ def chart_rows(doc: Node) -> list[list[str]]:
 
 def chip_texts(doc: Node) -> list[str]:
     return [chip.one("span").text() for chip in doc.all("li", "chip")]
+
+
+def flashes(response: Any) -> list[str]:
+    """The messages Django's messages framework shows on the page (admin actions, dashboard forms)."""
+    return [str(message) for message in response.context["messages"]]
+
+
+# -- AWS WAF (moto) ---------------------------------------------------------------------------
+
+REGION = "us-east-1"  # the region of zappa_settings.json, and of every moto-backed test
+
+
+def in_set(client: Any, arn: str) -> set[str]:
+    """The addresses in a WAF IP set."""
+    ref = waf.parse_ipset_arn(arn)
+    return set(client.get_ip_set(Name=ref.name, Scope=ref.scope, Id=ref.id)["IPSet"]["Addresses"])
+
+
+def make_ban(network: str, *, minutes_ago: int = 0, expires_in: dt.timedelta | None = None, scope: str = "all") -> Ban:
+    now = timezone.now()
+    return Ban.objects.create(
+        network=network,
+        created_at=now - dt.timedelta(minutes=minutes_ago),
+        expires_at=now + expires_in if expires_in is not None else None,
+        scope=scope,
+    )

@@ -25,11 +25,10 @@ from collector.models import Event, HourlyTotal, Visit
 from fathom import lambda_sqs
 from fathom.celery import app
 from fathom.lambda_handler import handler
-from testing import reset_celery_connections, send
+from testing import REGION, reset_celery_connections, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REGION = "us-east-1"
 EVENTS = Path(__file__).parent / "events"
 ROOT = Path(__file__).resolve().parents[2]
 CALLS: dict[str, int] = {}
