@@ -1,11 +1,11 @@
-"""Shared fixtures. Real services only: Redis and MariaDB are used where a test needs them,
-and a test that cannot reach one is skipped loudly locally and fails the run in CI."""
+"""Shared fixtures (helpers and constants are in testing.py). Real services only: Redis and
+MariaDB are used where a test needs them, and a test that cannot reach one is skipped loudly
+locally and fails the run in CI."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,36 +16,12 @@ from django.test import Client
 
 from collector import salts
 from sites import cache as site_cache
+from testing import CHROME_UA, CHROMIUM, CHROMIUM_ARGS, REGION, require_service, reset_celery_connections
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases the broker and cache fixtures flush; two suites run at once need their own pair.
 REDIS_BROKER_DB = int(os.environ.get("FATHOM_TEST_REDIS_BROKER_DB", "14"))
 REDIS_CACHE_DB = int(os.environ.get("FATHOM_TEST_REDIS_CACHE_DB", "15"))
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; a downloaded browser is never used
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-CHROME_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-)
-IPHONE_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
-)
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    if not port_open(host, port):
-        message = f"{name} is not reachable on {host}:{port}: start it (see Makefile `services`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(f"SKIPPED LOUDLY: {message}")
 
 
 @pytest.fixture(autouse=True)
@@ -78,26 +54,10 @@ def browser_client() -> Client:
     return Client(HTTP_USER_AGENT=CHROME_UA, REMOTE_ADDR="203.0.113.10")
 
 
-def send(client: Client, body: Any, content_type: str = "text/plain", **extra: Any) -> Any:
-    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
-    return client.post("/api/event", data, content_type=content_type, **extra)
-
-
 @pytest.fixture
 def redis_url() -> str:
     require_service("Redis", REDIS_HOST, REDIS_PORT)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_BROKER_DB}"
-
-
-def reset_celery_connections(app: Any) -> None:
-    """Forget pooled broker connections so the next publish connects to app.conf.broker_url."""
-    from kombu import pools
-
-    pools.reset()  # closes and forgets kombu's global producer/connection pools
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -174,6 +134,48 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     clock = [1_800_000_010.0]  # 10 s into a minute and into a 10-minute window
     monkeypatch.setattr("time.time", lambda: clock[0])
     return clock
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake AWS credentials in REGION, and nothing that could point boto3 at a real endpoint."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_WAFV2"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def wafv2(aws_env: None, settings: Any) -> Iterator[Any]:
+    """A WAFv2 client of moto's in-process mock, wired into the settings (AWS is never reached)."""
+    import boto3
+    from moto import mock_aws
+
+    settings.AWS_REGION = REGION
+    settings.WAF_SCOPE = "REGIONAL"
+    with mock_aws():
+        yield boto3.client("wafv2", region_name=REGION)
+
+
+@pytest.fixture
+def ip_sets(wafv2: Any, settings: Any) -> dict[int, str]:
+    """Two real (moto) IP sets, wired into the settings. Returns {4: arn, 6: arn}."""
+    arns = {}
+    for version in (4, 6):
+        created = wafv2.create_ip_set(
+            Name=f"fathom-bans-v{version}",
+            Scope="REGIONAL",
+            IPAddressVersion=f"IPV{version}",
+            Addresses=[],
+            Description="managed by fathom: do not edit",
+        )
+        arns[version] = created["Summary"]["ARN"]
+    settings.WAF_IPSET_V4_ARN = arns[4]
+    settings.WAF_IPSET_V6_ARN = arns[6]
+    settings.WAF_COLLECTOR_IPSET_V4_ARN = settings.WAF_COLLECTOR_IPSET_V6_ARN = ""  # the optional pair: off
+    settings.WAF_MAX_ADDRESSES = 10_000
+    return arns
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from django.core.cache import cache
 from django.test import Client
 
 from collector.models import Event
-from conftest import CHROME_UA
 from security import detectors
+from testing import CHROME_UA
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from collector.ingest import ingest_batch
 from collector.models import Event, HourlyTotal
-from conftest import CHROME_UA, send
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.http.request import UnreadablePostError
 from django.test import Client
 
 from collector.models import Event
-from conftest import CHROME_UA, send
 from security import detectors
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

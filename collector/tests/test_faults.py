@@ -43,11 +43,10 @@ from django.db.models import Sum
 from django.test import Client
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
-from conftest import CHROME_UA, IPHONE_UA, reset_celery_connections, send
 from fathom.celery import app
+from testing import CHROME_UA, FIREFOX_UA, IPHONE_UA, reset_celery_connections, send
 
 BOUND_SECONDS = 5.0  # BROKER_TIMEOUT is 1 s; a correctness bound, not a benchmark
-FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 # Several visitors: (client IP, User-Agent).
 VISITORS = [
     ("203.0.113.10", CHROME_UA),

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import OperationalError
 
 from collector.models import Event, HourlyTotal
-from conftest import send
+from testing import send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -31,7 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from collector import ingest
 from collector.ingest import ingest_batch
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
-from conftest import send
+from testing import send
 
 SECRET = "s3cr3t-content"  # put in every poison text: it must never reach a log line
 SURROGATES = ("\ud800", "\udc00", "\udfff")

@@ -1,6 +1,7 @@
 """A scripted day of traffic through the real collector view and ingest, checked number by number.
 
-Site in America/New_York (UTC-5 in November). Four visitors on Friday 2026-11-20, local time:
+Site in America/New_York (UTC-5 in November). Four visitors on Friday 2026-11-20 (testing.VISITORS
+A to D, the Friday of testing.replay's traffic), local time:
 
 A (desktop Chrome, US)   09:00 /  from Google -> 09:02 /pricing (SPA) -> 09:05 Signup $19.99
                          -> 09:06 engagement on /pricing (60 s, 75 %)        visit 1: 2 pv, 360 s
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import zoneinfo
 from typing import Any
 
 import pytest
@@ -27,21 +27,11 @@ from django.test import Client
 from collector import tasks
 from collector.ingest import ingest_batch
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
-from conftest import CHROME_UA, IPHONE_UA, send
+from testing import FRIDAY, NY, SATURDAY, VISITORS, send, url
 
 pytestmark = pytest.mark.django_db
 
-NY = zoneinfo.ZoneInfo("America/New_York")
-FRIDAY = dt.date(2026, 11, 20)
-SATURDAY = dt.date(2026, 11, 21)
-FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-VISITORS = {
-    "A": ("198.51.100.11", CHROME_UA, "US", 1920),
-    "B": ("2001:db8:1::22", IPHONE_UA, "DE", 390),
-    "C": ("198.51.100.33", FIREFOX_UA, "US", None),
-    "D": ("198.51.100.44", CHROME_UA, "FR", 1280),
-}
 
 
 class Traffic:
@@ -69,10 +59,6 @@ class Traffic:
         )
         self.statuses.append(response.status_code)
         return response
-
-
-def url(path: str) -> str:
-    return f"https://example.com{path}"
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,13 +29,12 @@ from django.db import connections
 from django.db.models import Sum
 
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from sites.models import Site
+from testing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
 NOT_AUTOMATED = "--disable-blink-features=AutomationControlled"  # keeps navigator.webdriver false
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 VIEWPORT = {"width": 1280, "height": 720}  # 1280 px wide: the "Laptop" device class
 WAIT_SECONDS = 10.0
 

@@ -17,14 +17,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from conftest import CHROME_UA, send
 from dashboard import report_data, selectors
-from dashboard.api_keys import apikey_create
 from dashboard.models import SharedLink
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 
@@ -352,22 +350,12 @@ API_CASES = [
 
 
 @pytest.fixture
-def owner(db: Any) -> Any:
-    return get_user_model().objects.create_user("owner", password="owner-password")
-
-
-@pytest.fixture
 def stats_site(owner: Any, browser_client: Client) -> Site:
     site = Site.objects.create(domain="example.com", timezone="America/New_York", owner=owner)
     # One real hit, so that the filtered queries have rows to read.
     body = {"n": "pageview", "u": "https://example.com/pricing", "d": "example.com", "r": "https://www.google.com/"}
     assert send(browser_client, body).status_code == 202
     return site
-
-
-@pytest.fixture
-def key(owner: Any) -> str:
-    return apikey_create(user=owner, name="corpus")[1]
 
 
 def api_get(endpoint: str, query: str, key: str, site: Site) -> Any:

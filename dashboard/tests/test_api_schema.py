@@ -1,7 +1,7 @@
 """The Stats API's OpenAPI schema (/api/schema/) and Swagger UI (/api/docs/).
 
 The schema is checked as a contract: real answers of the API, on the traffic of
-test_selectors, are validated against the response schemas it publishes (strictly: a field the
+testing.replay, are validated against the response schemas it publishes (strictly: a field the
 API returns but the schema does not list fails), so the docs cannot drift from the code.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,13 +19,12 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import Client
 
-from conftest import CHROMIUM, CHROMIUM_ARGS
 from dashboard import api, api_schema
 from dashboard.api_keys import apikey_create
 from dashboard.selectors import METRICS, PROPERTIES
 from dashboard.selectors.periods import INTERVALS, PERIODS
-from dashboard.tests import test_stats_api as api_tests
 from sites.models import Site
+from testing import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +35,6 @@ PATHS = {
     "/api/v1/stats/timeseries",
     "/api/v1/stats/breakdown",
 }
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 @pytest.fixture
@@ -168,12 +165,6 @@ def check(openapi: dict[str, Any], endpoint: str, response: Any) -> Any:
     return body
 
 
-# The Stats API contract tests' owner, site (the scripted traffic) and key.
-owner = api_tests.owner
-site = api_tests.site
-key = api_tests.key
-
-
 def get(endpoint: str, key: str | None, **params: Any) -> Any:
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
     return Client().get(f"/api/v1/stats/{endpoint}", {"site_id": "example.com", **params}, **headers)
@@ -195,13 +186,13 @@ def test_the_check_is_not_vacuous(schema):
         jsonschema.validate({"results": [{"visitors": 4}]}, response_schema(schema, "timeseries", 200))  # no date
 
 
-def test_realtime_answers_match_the_schema(schema, site, key):
+def test_realtime_answers_match_the_schema(schema, owned_scripted_site, key):
     response = get("realtime/visitors", key)
     assert response.status_code == 200
     assert check(schema, "realtime/visitors", response) == 0
 
 
-def test_aggregate_answers_match_the_schema(schema, site, key):
+def test_aggregate_answers_match_the_schema(schema, owned_scripted_site, key):
     every = ",".join(METRICS)
     plain = check(schema, "aggregate", get("aggregate", key, period="day", date=FRIDAY, metrics=every))
     assert plain["results"]["views_per_visit"] == {"value": 1.4}
@@ -211,7 +202,7 @@ def test_aggregate_answers_match_the_schema(schema, site, key):
     assert check(schema, "aggregate", filtered)["results"]["visitors"] == {"value": 1}
 
 
-def test_timeseries_answers_match_the_schema(schema, site, key):
+def test_timeseries_answers_match_the_schema(schema, owned_scripted_site, key):
     every = ",".join(METRICS)
     for params in (
         {"period": "day", "date": FRIDAY},
@@ -225,7 +216,7 @@ def test_timeseries_answers_match_the_schema(schema, site, key):
 
 
 @pytest.mark.parametrize("prop", list(PROPERTIES))
-def test_breakdown_answers_match_the_schema(schema, site, key, prop):
+def test_breakdown_answers_match_the_schema(schema, owned_scripted_site, key, prop):
     metrics = ",".join(PROPERTIES[prop].metrics)
     for filters in ("", "visit:country!=ZZ"):
         response = get("breakdown", key, period="day", date=FRIDAY, property=prop, metrics=metrics, filters=filters)
@@ -234,7 +225,7 @@ def test_breakdown_answers_match_the_schema(schema, site, key, prop):
         assert all(PROPERTIES[prop].short in row for row in rows)
 
 
-def test_error_answers_match_the_schema(schema, site, key, settings, frozen_clock):
+def test_error_answers_match_the_schema(schema, owned_scripted_site, key, settings, frozen_clock):
     bad = get("aggregate", key, metrics="sessions")
     assert bad.status_code == 400
     assert "unknown metric" in check(schema, "aggregate", bad)["error"]

@@ -1,14 +1,12 @@
 """The site dashboard /sites/<id>/: what its owner and teammates see, number by number.
 
-Data: the scripted traffic of test_selectors.py (site in America/New_York), replayed through the
+Data: the scripted traffic of testing.replay (site in America/New_York), replayed through the
 real collector. Friday 2026-11-20 is the busy day; Thursday is its previous period.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,158 +15,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from conftest import CHROME_UA, send
 from dashboard.models import Membership, Role
-from dashboard.tests.test_selectors import replay
 from sites.models import Site
+from testing import CHROME_UA, chart_rows, chip_texts, headline, html, panel_rows, row_link, send
 
 pytestmark = pytest.mark.django_db
 
 FRIDAY = "2026-11-20"
-
-
-# -- a small HTML reader: assert what a person sees -------------------------------------------
-
-
-class Node:
-    def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None) -> None:
-        self.tag, self.attrs, self.parent = tag, attrs, parent
-        self.children: list[Node | str] = []
-
-    @property
-    def classes(self) -> set[str]:
-        return set(self.attrs.get("class", "").split())
-
-    def text(self) -> str:
-        parts = [c if isinstance(c, str) else c.text() for c in self.children]
-        return re.sub(r"\s+", " ", " ".join(parts)).strip()
-
-    def visible_text(self) -> str:
-        """Text without visually-hidden helpers (what a sighted person reads)."""
-        parts = []
-        for c in self.children:
-            if isinstance(c, str):
-                parts.append(c)
-            elif "visually-hidden" not in c.classes:
-                parts.append(c.visible_text())
-        return re.sub(r"\s+", " ", " ".join(parts)).strip()
-
-    def all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
-        found = []
-        for c in self.children:
-            if isinstance(c, Node):
-                if (
-                    (tag is None or c.tag == tag)
-                    and (cls is None or cls in c.classes)
-                    and all(c.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
-                ):
-                    found.append(c)
-                found.extend(c.all(tag, cls, **attrs))
-        return found
-
-    def one(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node:
-        found = self.all(tag, cls, **attrs)
-        assert len(found) == 1, f"expected one <{tag} class={cls} {attrs}>, found {len(found)}"
-        return found[0]
-
-
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("root", {}, None)
-        self.current = self.root
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, {k: v or "" for k, v in attrs}, self.current)
-        self.current.children.append(node)
-        if tag not in VOID:
-            self.current = node
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.current.children.append(Node(tag, {k: v or "" for k, v in attrs}, self.current))
-
-    def handle_endtag(self, tag: str) -> None:
-        node = self.current
-        while node is not None and node.tag != tag:
-            node = node.parent
-        if node is not None and node.parent is not None:
-            self.current = node.parent
-
-    def handle_data(self, data: str) -> None:
-        self.current.children.append(data)
-
-
-def html(response: Any) -> Node:
-    builder = _Builder()
-    builder.feed(response.content.decode())
-    return builder.root
-
-
-def headline(doc: Node) -> dict[str, tuple[str, str]]:
-    """{metric label: (value, change as shown)}."""
-    result = {}
-    for metric in doc.all("a", "metric"):
-        change = metric.all("span", "change")
-        result[metric.one("span", "metric-label").text()] = (
-            metric.one("span", "metric-value").text(),
-            change[0].visible_text() if change else "",
-        )
-    return result
-
-
-def panel_rows(doc: Node, key: str) -> list[list[str]]:
-    panel = doc.one("section", data_panel=key)
-    return (
-        [
-            [row.one("th").visible_text(), *(td.text() for td in row.all("td"))]
-            for row in panel.all("tbody")[0].all("tr")
-        ]
-        if panel.all("tbody")
-        else []
-    )
-
-
-def row_link(doc: Node, key: str, label: str) -> str:
-    panel = doc.one("section", data_panel=key)
-    for link in panel.all("a", "filter-link"):
-        if link.visible_text() == label:
-            return link.attrs["href"]
-    raise AssertionError(f"no row {label!r} in panel {key}")
-
-
-def chart_rows(doc: Node) -> list[list[str]]:
-    table = doc.one("table", "chart-table")
-    return [[cell.text() for cell in row.children if isinstance(cell, Node)] for row in table.all("tbody")[0].all("tr")]
-
-
-def chip_texts(doc: Node) -> list[str]:
-    return [chip.one("span").text() for chip in doc.all("li", "chip")]
-
-
-# -- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def owner(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("owner", "owner@example.com", "pw")
-
-
-@pytest.fixture
-def site(db: Any, owner: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Site:
-    site = Site.objects.create(domain="example.com", timezone="America/New_York", owner=owner)
-    replay(site, monkeypatch, settings)
-    monkeypatch.undo()  # the collector's clock back to now
-    return site
-
-
-@pytest.fixture
-def client_of(owner: Any) -> Client:
-    client = Client()
-    client.force_login(owner)
-    return client
 
 
 def dashboard(client: Client, site: Site, **params: str) -> Any:
@@ -178,8 +31,8 @@ def dashboard(client: Client, site: Site, **params: str) -> Any:
 # -- numbers ----------------------------------------------------------------------------------
 
 
-def test_it_shows_the_headline_metrics_of_the_day_with_their_change(client_of, site):
-    response = dashboard(client_of, site, period="day", date=FRIDAY)
+def test_it_shows_the_headline_metrics_of_the_day_with_their_change(owner_client, owned_scripted_site):
+    response = dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY)
     assert response.status_code == 200
     doc = html(response)
     assert headline(doc) == {
@@ -198,14 +51,14 @@ def test_it_shows_the_headline_metrics_of_the_day_with_their_change(client_of, s
     assert doc.one("span", "period-title").text() == "Fri 20 Nov 2026"
 
 
-def test_comparison_can_be_turned_off(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY, compare="off"))
+def test_comparison_can_be_turned_off(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY, compare="off"))
     assert headline(doc)["Unique visitors"] == ("4", "")
     assert not doc.all("path", "line-previous")
 
 
-def test_panels_list_the_days_rows(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY))
+def test_panels_list_the_days_rows(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY))
     assert panel_rows(doc, "sources") == [
         ["Direct / None", "1"],
         ["Google", "1"],
@@ -253,8 +106,10 @@ def test_panels_list_the_days_rows(client_of, site):
     assert headings == ["Entry page", "Visitors", "Entrances"]
 
 
-def test_an_empty_panel_says_so(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date="2026-11-19"))  # Thursday: no UTM, no events
+def test_an_empty_panel_says_so(owner_client, owned_scripted_site):
+    doc = html(
+        dashboard(owner_client, owned_scripted_site, period="day", date="2026-11-19")
+    )  # Thursday: no UTM, no events
     assert doc.one("section", data_panel="utm_sources").one("p", "panel-empty").text() == "No data for this period."
     assert doc.one("section", data_panel="events").one("p", "panel-empty")
 
@@ -271,8 +126,10 @@ def test_an_empty_panel_says_so(client_of, site):
         ({"period": "custom", "date": "2026-11-01,2026-11-03"}, 3, "date", "Sun 1 Nov 2026", "Tue 3 Nov 2026"),
     ],
 )
-def test_the_chart_has_a_point_per_interval_of_the_period(client_of, site, params, points, interval, first, last):
-    doc = html(dashboard(client_of, site, **params))
+def test_the_chart_has_a_point_per_interval_of_the_period(
+    owner_client, owned_scripted_site, params, points, interval, first, last
+):
+    doc = html(dashboard(owner_client, owned_scripted_site, **params))
     svg = doc.one("svg", "chart")
     assert svg.attrs["data-points"] == str(points)
     assert svg.attrs["data-interval"] == interval
@@ -283,38 +140,40 @@ def test_the_chart_has_a_point_per_interval_of_the_period(client_of, site, param
     assert doc.all("path", "line-previous")  # the previous period, faint
 
 
-def test_the_chart_of_a_month_range_charts_visitors_per_month(client_of, site):
-    doc = html(dashboard(client_of, site, period="12mo", date=FRIDAY))
+def test_the_chart_of_a_month_range_charts_visitors_per_month(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="12mo", date=FRIDAY))
     rows = chart_rows(doc)
     assert rows[-2:] == [["October 2026", "1", "0"], ["November 2026", "8", "0"]]
     assert doc.one("title", id="chart-title").text() == "Unique visitors per month, 1 Dec 2025 to 30 Nov 2026"
 
 
-def test_a_headline_metric_link_charts_that_metric(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY))
+def test_a_headline_metric_link_charts_that_metric(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY))
     link = next(m for m in doc.all("a", "metric") if m.attrs["data-metric"] == "pageviews").attrs["href"]
-    doc = html(client_of.get(link))
+    doc = html(owner_client.get(link))
     current = doc.one("a", "metric", aria_current="true")
     assert current.attrs["data-metric"] == "pageviews"
     assert "Total pageviews per hour" in doc.one("title", id="chart-title").text()
 
 
-def test_hits_near_local_midnight_land_on_the_sites_local_day(client_of, site):
+def test_hits_near_local_midnight_land_on_the_sites_local_day(owner_client, owned_scripted_site):
     # G's pageview is at 23:30 on October 31st in New York: 03:30 UTC on November 1st.
-    doc = html(dashboard(client_of, site, period="day", date="2026-10-31"))
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date="2026-10-31"))
     assert headline(doc)["Unique visitors"][0] == "1"
     assert panel_rows(doc, "countries") == [["🇫🇷 FR", "1", "100%"]]
     # On Friday, C's first page at 23:50 local (04:50 UTC Saturday) is in Friday's last hour,
     # and D's second page at 19:05 local (00:05 UTC Saturday) in the 19:00 hour.
     rows = {
         row[0]: row[1]
-        for row in chart_rows(html(dashboard(client_of, site, period="day", date=FRIDAY, metric="pageviews")))
+        for row in chart_rows(
+            html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY, metric="pageviews"))
+        )
     }
     assert rows["Fri 20 Nov 2026, 23:00"] == "1"
     assert rows["Fri 20 Nov 2026, 19:00"] == "1"
     assert rows["Fri 20 Nov 2026, 04:00"] == "0"
     # C's second page after local midnight counts on Saturday.
-    saturday = html(dashboard(client_of, site, period="day", date="2026-11-21"))
+    saturday = html(dashboard(owner_client, owned_scripted_site, period="day", date="2026-11-21"))
     assert headline(saturday)["Total pageviews"][0] == "1"
     assert panel_rows(saturday, "pages") == [["/docs", "1", "1"]]
 
@@ -322,12 +181,12 @@ def test_hits_near_local_midnight_land_on_the_sites_local_day(client_of, site):
 # -- filters ----------------------------------------------------------------------------------
 
 
-def test_clicking_rows_filters_and_filters_combine(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY))
+def test_clicking_rows_filters_and_filters_combine(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY))
     assert chip_texts(doc) == []
-    assert row_link(doc, "sources", "Google").startswith(f"/sites/{site.public_id}/?")
+    assert row_link(doc, "sources", "Google").startswith(f"/sites/{owned_scripted_site.public_id}/?")
 
-    doc = html(client_of.get(row_link(doc, "sources", "Google")))
+    doc = html(owner_client.get(row_link(doc, "sources", "Google")))
     assert chip_texts(doc) == ["Source is Google"]
     assert headline(doc)["Unique visitors"][0] == "1"
     assert headline(doc)["Total pageviews"][0] == "2"
@@ -338,31 +197,31 @@ def test_clicking_rows_filters_and_filters_combine(client_of, site):
     assert query["filters"] == ["visit:source==Google;event:page==/pricing"]
     assert query["period"] == ["day"]
     assert query["date"] == [FRIDAY]
-    doc = html(client_of.get(link))
+    doc = html(owner_client.get(link))
     assert chip_texts(doc) == ["Source is Google", "Page is /pricing"]
     assert headline(doc)["Total pageviews"][0] == "1"
     assert panel_rows(doc, "events") == [["Signup", "1", "1", "100%", "19.99"]]
 
     # Removing the source chip keeps the page filter.
     remove = next(chip for chip in doc.all("li", "chip") if "Source" in chip.text()).one("a").attrs["href"]
-    doc = html(client_of.get(remove))
+    doc = html(owner_client.get(remove))
     assert chip_texts(doc) == ["Page is /pricing"]
     assert headline(doc)["Unique visitors"][0] == "1"
     assert panel_rows(doc, "sources") == [["Google", "1"]]
 
     # A Direct / None row filters on the empty source.
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY))
-    doc = html(client_of.get(row_link(doc, "sources", "Direct / None")))
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY))
+    doc = html(owner_client.get(row_link(doc, "sources", "Direct / None")))
     assert chip_texts(doc) == ["Source is Direct / None"]
     assert panel_rows(doc, "pages") == [["/", "1", "1"], ["/about", "1", "1"]]
 
 
-def test_filters_are_kept_by_the_period_links(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY, filters="visit:country==US"))
+def test_filters_are_kept_by_the_period_links(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY, filters="visit:country==US"))
     week = next(a for a in doc.one("div", "picker-menu").all("a") if a.visible_text().startswith("Last 7 days"))
     assert parse_qs(urlsplit(week.attrs["href"]).query) == {"period": ["7d"], "filters": ["visit:country==US"]}
     # A chosen interval does not follow to another period (hours would not fit 12 months).
-    doc_hours = html(dashboard(client_of, site, period="7d", date=FRIDAY, interval="hour"))
+    doc_hours = html(dashboard(owner_client, owned_scripted_site, period="7d", date=FRIDAY, interval="hour"))
     year = next(
         a for a in doc_hours.one("div", "picker-menu").all("a") if a.visible_text().startswith("Last 12 months")
     )
@@ -373,10 +232,10 @@ def test_filters_are_kept_by_the_period_links(client_of, site):
     assert hidden == {"period": "custom", "filters": "visit:country==US"}
 
 
-def test_the_unfiltered_dashboard_reads_only_the_rollups(client_of, site):
+def test_the_unfiltered_dashboard_reads_only_the_rollups(owner_client, owned_scripted_site):
     for params in ({"period": "day", "date": FRIDAY}, {"period": "12mo", "date": FRIDAY}, {}):
         with CaptureQueriesContext(connection) as queries:
-            response = dashboard(client_of, site, **params)
+            response = dashboard(owner_client, owned_scripted_site, **params)
         assert response.status_code == 200
         sql = [q["sql"] for q in queries.captured_queries]
         assert any("collector_hourlytotal" in s for s in sql)
@@ -392,10 +251,10 @@ def test_the_unfiltered_dashboard_reads_only_the_rollups(client_of, site):
         {"period": "custom", "date": "2023-01-01,2026-12-31"},
     ],
 )
-def test_unfiltered_pages_and_exports_read_no_events_nor_visits(client_of, site, params):
+def test_unfiltered_pages_and_exports_read_no_events_nor_visits(owner_client, owned_scripted_site, params):
     for path in ("", "export.zip"):
         with CaptureQueriesContext(connection) as queries:
-            response = client_of.get(f"/sites/{site.public_id}/{path}", params)
+            response = owner_client.get(f"/sites/{owned_scripted_site.public_id}/{path}", params)
         assert response.status_code == 200
         raw = [
             q["sql"] for q in queries.captured_queries if "collector_event" in q["sql"] or "collector_visit" in q["sql"]
@@ -403,24 +262,28 @@ def test_unfiltered_pages_and_exports_read_no_events_nor_visits(client_of, site,
         assert raw == [], path
 
 
-def test_the_exit_pages_panel_shows_exits_filtered_or_not(client_of, site):
+def test_the_exit_pages_panel_shows_exits_filtered_or_not(owner_client, owned_scripted_site):
     thursday_and_friday = {"period": "custom", "date": "2026-11-19,2026-11-20"}
     expected = [["/", "3"], ["/about", "1"], ["/blog", "1"], ["/docs", "1"], ["/pricing", "1"]]
-    assert panel_rows(html(dashboard(client_of, site, **thursday_and_friday)), "exit_pages") == expected
+    assert (
+        panel_rows(html(dashboard(owner_client, owned_scripted_site, **thursday_and_friday)), "exit_pages") == expected
+    )
     # A filter every visit passes takes the raw path: the same rows, the same order.
-    doc = html(dashboard(client_of, site, **thursday_and_friday, filters="visit:entry_page!=/nowhere"))
+    doc = html(
+        dashboard(owner_client, owned_scripted_site, **thursday_and_friday, filters="visit:entry_page!=/nowhere")
+    )
     assert panel_rows(doc, "exit_pages") == expected
-    doc = html(dashboard(client_of, site, **thursday_and_friday, filters="visit:country==US"))
+    doc = html(dashboard(owner_client, owned_scripted_site, **thursday_and_friday, filters="visit:country==US"))
     # E (Thursday, exits on /), A's two visits, C.
     assert panel_rows(doc, "exit_pages") == [["/", "1"], ["/blog", "1"], ["/docs", "1"], ["/pricing", "1"]]
 
 
-def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(client_of, site, monkeypatch):
+def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(owner_client, owned_scripted_site, monkeypatch):
     # The site's clock at Friday 09:30: "Today" is Friday until 09:59, against Thursday until 09:59
     # (E's 08:00 bounce), not against the whole of Thursday (E and F).
-    friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=site.tz)
+    friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=owned_scripted_site.tz)
     monkeypatch.setattr("dashboard.selectors.periods.local_now", lambda tz: friday.astimezone(tz))
-    doc = html(dashboard(client_of, site, period="day"))
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day"))
     assert doc.one("span", "period-title").text() == "Today"
     assert headline(doc) == {
         "Unique visitors": ("1", "0%"),  # it read ↓50% against the whole of Thursday
@@ -439,20 +302,22 @@ def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(client_o
     monkeypatch.setattr(
         "dashboard.selectors.periods.local_now", lambda tz: (friday + dt.timedelta(days=1)).astimezone(tz)
     )
-    assert headline(html(dashboard(client_of, site, period="day", date=FRIDAY)))["Unique visitors"] == ("4", "↑100%")
+    assert headline(html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY)))[
+        "Unique visitors"
+    ] == ("4", "↑100%")
 
 
-def test_a_filtered_dashboard_reads_the_raw_events(client_of, site):
+def test_a_filtered_dashboard_reads_the_raw_events(owner_client, owned_scripted_site):
     with CaptureQueriesContext(connection) as queries:
-        dashboard(client_of, site, period="day", date=FRIDAY, filters="visit:source==Google")
+        dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY, filters="visit:source==Google")
     assert any("collector_event" in q["sql"] for q in queries.captured_queries)
 
 
 # -- periods ----------------------------------------------------------------------------------
 
 
-def test_the_period_menu_offers_every_period(client_of, site):
-    doc = html(dashboard(client_of, site))
+def test_the_period_menu_offers_every_period(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site))
     labels = [a.visible_text() for a in doc.one("div", "picker-menu").one("ul").all("a")]
     assert labels == [
         "Today T", "Yesterday Y", "Last 7 days W", "Last 30 days D", "This month M", "Last month L",
@@ -463,34 +328,34 @@ def test_the_period_menu_offers_every_period(client_of, site):
     assert doc.one("input", id="range-to")
 
 
-def test_yesterday_last_month_and_custom_ranges(client_of, site):
-    today = dt.datetime.now(site.tz).date()
+def test_yesterday_last_month_and_custom_ranges(owner_client, owned_scripted_site):
+    today = dt.datetime.now(owned_scripted_site.tz).date()
     yesterday = today - dt.timedelta(days=1)
-    doc = html(dashboard(client_of, site, period="yesterday"))
+    doc = html(dashboard(owner_client, owned_scripted_site, period="yesterday"))
     assert doc.one("span", "period-title").text() == "Yesterday"
     assert doc.one("span", "period-range").text() == f"{yesterday.day} {yesterday:%b %Y}"
 
     last_month = today.replace(day=1) - dt.timedelta(days=1)
-    doc = html(dashboard(client_of, site, period="lastmonth"))
+    doc = html(dashboard(owner_client, owned_scripted_site, period="lastmonth"))
     assert doc.one("span", "period-title").text() == f"{last_month:%B %Y}"
 
     # The range form sends from= and to=; the same range as date=a,b.
-    form = html(dashboard(client_of, site, period="custom", **{"from": "2026-11-19", "to": FRIDAY}))
-    same = html(dashboard(client_of, site, period="custom", date=f"2026-11-19,{FRIDAY}"))
+    form = html(dashboard(owner_client, owned_scripted_site, period="custom", **{"from": "2026-11-19", "to": FRIDAY}))
+    same = html(dashboard(owner_client, owned_scripted_site, period="custom", date=f"2026-11-19,{FRIDAY}"))
     assert headline(form) == headline(same)
     assert headline(form)["Unique visitors"] == ("6", "\N{EN DASH}")  # 2 + 4; nothing in the two days before
     assert form.one("span", "period-title").text() == "19 Nov 2026 \N{EN DASH} 20 Nov 2026"
 
 
-def test_previous_and_next_period_links(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY))
+def test_previous_and_next_period_links(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY))
     prev = doc.one("a", "period-step", aria_label="Previous period").attrs["href"]
     nxt = doc.one("a", "period-step", aria_label="Next period").attrs["href"]
     assert parse_qs(urlsplit(prev).query) == {"period": ["day"], "date": ["2026-11-19"]}
     assert parse_qs(urlsplit(nxt).query) == {"period": ["day"], "date": ["2026-11-21"]}
-    assert headline(html(client_of.get(prev)))["Unique visitors"][0] == "2"
+    assert headline(html(owner_client.get(prev)))["Unique visitors"][0] == "2"
     # There is no next period after today.
-    doc = html(dashboard(client_of, site, period="day"))
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day"))
     assert not doc.all("a", "period-step", aria_label="Next period")
 
 
@@ -509,8 +374,8 @@ def test_previous_and_next_period_links(client_of, site):
         ({"compare": "yes"}, "Unknown comparison “yes”"),
     ],
 )
-def test_bad_parameters_show_a_friendly_400(client_of, site, params, message):
-    response = dashboard(client_of, site, **params)
+def test_bad_parameters_show_a_friendly_400(owner_client, owned_scripted_site, params, message):
+    response = dashboard(owner_client, owned_scripted_site, **params)
     assert response.status_code == 400
     doc = html(response)
     alert = doc.one("div", "stats-error")
@@ -520,15 +385,15 @@ def test_bad_parameters_show_a_friendly_400(client_of, site, params, message):
     assert doc.one("span", "period-title").text() == "Last 30 days"  # the menu works from here
 
 
-def test_a_query_string_django_refuses_is_the_friendly_400(client_of, site):
-    response = client_of.get(f"/sites/{site.public_id}/?" + "&".join(f"x{i}=1" for i in range(1500)))
+def test_a_query_string_django_refuses_is_the_friendly_400(owner_client, owned_scripted_site):
+    response = owner_client.get(f"/sites/{owned_scripted_site.public_id}/?" + "&".join(f"x{i}=1" for i in range(1500)))
     assert response.status_code == 400
     alert = html(response).one("div", "stats-error")
     assert "This address has too many or malformed parameters." in alert.text()
 
 
-def test_an_error_quotes_only_the_start_of_a_long_value(client_of, site):
-    response = dashboard(client_of, site, period="x" * 100_000)
+def test_an_error_quotes_only_the_start_of_a_long_value(owner_client, owned_scripted_site):
+    response = dashboard(owner_client, owned_scripted_site, period="x" * 100_000)
     assert response.status_code == 400
     alert = html(response).one("div", "stats-error").text()
     assert f"Unknown period “{'x' * 60}…”" in alert
@@ -538,9 +403,9 @@ def test_an_error_quotes_only_the_start_of_a_long_value(client_of, site):
 # -- empty state ------------------------------------------------------------------------------
 
 
-def test_a_new_site_explains_how_to_install_the_script(client_of, owner):
+def test_a_new_site_explains_how_to_install_the_script(owner_client, owner):
     fresh = Site.objects.create(domain="new.example", owner=owner)
-    response = dashboard(client_of, fresh)
+    response = dashboard(owner_client, fresh)
     assert response.status_code == 200
     doc = html(response)
     assert doc.one("h2", id="empty-title").text() == "Waiting for the first visit"
@@ -550,14 +415,14 @@ def test_a_new_site_explains_how_to_install_the_script(client_of, owner):
     assert not doc.all("a", "metric")
 
 
-def test_the_snippets_script_is_served_and_accepts_the_sites_hits(client_of, owner):
+def test_the_snippets_script_is_served_and_accepts_the_sites_hits(owner_client, owner):
     fresh = Site.objects.create(domain="new.example", owner=owner)
     assert Client().get("/script.js").status_code == 200
     response = send(
         Client(HTTP_USER_AGENT=CHROME_UA), {"n": "pageview", "u": "https://new.example/", "sid": fresh.public_id}
     )
     assert response.status_code == 202
-    doc = html(dashboard(client_of, fresh, period="day"))
+    doc = html(dashboard(owner_client, fresh, period="day"))
     assert not doc.all("section", "empty-state")
     assert headline(doc)["Unique visitors"][0] == "1"
 
@@ -565,17 +430,18 @@ def test_the_snippets_script_is_served_and_accepts_the_sites_hits(client_of, own
 # -- realtime ---------------------------------------------------------------------------------
 
 
-def test_the_realtime_counter_counts_the_last_five_minutes(client_of, site):
-    url = f"/sites/{site.public_id}/realtime"
-    assert client_of.get(url).json() == {"visitors": 0}  # the scripted traffic is days old
+def test_the_realtime_counter_counts_the_last_five_minutes(owner_client, owned_scripted_site):
+    url = f"/sites/{owned_scripted_site.public_id}/realtime"
+    assert owner_client.get(url).json() == {"visitors": 0}  # the scripted traffic is days old
     response = send(
-        Client(HTTP_USER_AGENT=CHROME_UA), {"n": "pageview", "u": "https://example.com/", "sid": site.public_id}
+        Client(HTTP_USER_AGENT=CHROME_UA),
+        {"n": "pageview", "u": "https://example.com/", "sid": owned_scripted_site.public_id},
     )
     assert response.status_code == 202
-    response = client_of.get(url)
+    response = owner_client.get(url)
     assert response.json() == {"visitors": 1}
     assert "no-cache" in response["Cache-Control"]
-    doc = html(dashboard(client_of, site))
+    doc = html(dashboard(owner_client, owned_scripted_site))
     assert doc.one("p", "realtime").attrs["data-realtime-url"] == url
 
 
@@ -583,24 +449,24 @@ def test_the_realtime_counter_counts_the_last_five_minutes(client_of, site):
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.VIEWER])
-def test_teammates_see_the_dashboard(site, django_user_model, role):
+def test_teammates_see_the_dashboard(owned_scripted_site, django_user_model, role):
     mate = django_user_model.objects.create_user(f"mate-{role}")
-    Membership.objects.create(site=site, user=mate, role=role)
+    Membership.objects.create(site=owned_scripted_site, user=mate, role=role)
     client = Client()
     client.force_login(mate)
-    response = dashboard(client, site, period="day", date=FRIDAY)
+    response = dashboard(client, owned_scripted_site, period="day", date=FRIDAY)
     assert response.status_code == 200
     assert headline(html(response))["Unique visitors"][0] == "4"
-    assert client.get(f"/sites/{site.public_id}/realtime").json() == {"visitors": 0}
-    assert client.get(f"/sites/{site.public_id}/export.zip").status_code == 200
+    assert client.get(f"/sites/{owned_scripted_site.public_id}/realtime").json() == {"visitors": 0}
+    assert client.get(f"/sites/{owned_scripted_site.public_id}/export.zip").status_code == 200
 
 
-def test_outsiders_get_the_unknown_site_404(site, django_user_model):
+def test_outsiders_get_the_unknown_site_404(owned_scripted_site, django_user_model):
     outsider = django_user_model.objects.create_user("outsider")
     client = Client()
     client.force_login(outsider)
     for path in ("", "export.zip", "realtime"):
-        response = client.get(f"/sites/{site.public_id}/{path}", {"period": "day", "date": FRIDAY})
+        response = client.get(f"/sites/{owned_scripted_site.public_id}/{path}", {"period": "day", "date": FRIDAY})
         assert response.status_code == 404
         assert b"example.com" not in response.content
     unknown = client.get("/sites/NOSUCHID/")
@@ -608,18 +474,22 @@ def test_outsiders_get_the_unknown_site_404(site, django_user_model):
     assert b"There is no site here" in unknown.content
 
 
-def test_anonymous_visitors_are_sent_to_log_in_and_see_no_data(site):
+def test_anonymous_visitors_are_sent_to_log_in_and_see_no_data(owned_scripted_site):
     client = Client()
-    response = client.get(f"/sites/{site.public_id}/", {"period": "day", "date": FRIDAY})
+    response = client.get(f"/sites/{owned_scripted_site.public_id}/", {"period": "day", "date": FRIDAY})
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/?next=")
-    assert client.get(f"/sites/{site.public_id}/export.zip").status_code == 302
-    realtime = client.get(f"/sites/{site.public_id}/realtime")
+    assert client.get(f"/sites/{owned_scripted_site.public_id}/export.zip").status_code == 302
+    realtime = client.get(f"/sites/{owned_scripted_site.public_id}/realtime")
     assert realtime.status_code == 404
     assert b"visitors" not in realtime.content
 
 
-def test_owner_pages_show_the_owner_navigation(client_of, site):
-    doc = html(dashboard(client_of, site, period="day", date=FRIDAY))
+def test_owner_pages_show_the_owner_navigation(owner_client, owned_scripted_site):
+    doc = html(dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY))
     assert "owner" in doc.one("header", "topbar").text()  # the signed-in user's own name
-    assert doc.one("a", "button", download="").attrs["href"].startswith(f"/sites/{site.public_id}/export.zip?")
+    assert (
+        doc.one("a", "button", download="")
+        .attrs["href"]
+        .startswith(f"/sites/{owned_scripted_site.public_id}/export.zip?")
+    )

@@ -12,16 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from dashboard.tests import test_dashboard_page as page_tests
-from dashboard.tests.test_dashboard_page import FRIDAY, headline, html, panel_rows
+from testing import headline, html, panel_rows
 
 pytestmark = pytest.mark.django_db
 
-# The page tests' fixtures: the scripted site and its signed-in owner.
-client_of = page_tests.client_of
-owner = page_tests.owner
-site = page_tests.site
-
+FRIDAY = "2026-11-20"
 PANEL_FILES = [
     "sources.csv",
     "referrers.csv",
@@ -47,8 +42,8 @@ def export(client: Client, site: Any, **params: str) -> tuple[Any, dict[str, lis
     return response, files
 
 
-def test_the_zip_has_one_csv_per_panel_and_the_headline_and_timeseries(client_of, site):
-    response, files = export(client_of, site, period="day", date=FRIDAY)
+def test_the_zip_has_one_csv_per_panel_and_the_headline_and_timeseries(owner_client, owned_scripted_site):
+    response, files = export(owner_client, owned_scripted_site, period="day", date=FRIDAY)
     assert response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"] == 'attachment; filename="example.com_2026-11-20_2026-11-20.zip"'
     assert list(files) == ["visitors.csv", "timeseries.csv", *PANEL_FILES]
@@ -67,8 +62,8 @@ def test_the_zip_has_one_csv_per_panel_and_the_headline_and_timeseries(client_of
     assert series[1 + 9] == ["2026-11-20 09:00:00", "1", "1", "2", "2.0", "0", "360"]
 
 
-def test_panel_csvs_have_headers_and_the_pages_numbers(client_of, site):
-    _, files = export(client_of, site, period="day", date=FRIDAY)
+def test_panel_csvs_have_headers_and_the_pages_numbers(owner_client, owned_scripted_site):
+    _, files = export(owner_client, owned_scripted_site, period="day", date=FRIDAY)
     assert files["sources.csv"] == [
         ["source", "visitors", "visits", "pageviews", "bounce_rate", "visit_duration"],
         ["Direct / None", "1", "1", "2", "0", "600"],
@@ -111,28 +106,32 @@ def test_panel_csvs_have_headers_and_the_pages_numbers(client_of, site):
 
 
 @pytest.mark.parametrize("filters", ["", "visit:entry_page!=/nowhere"], ids=["rollups", "raw"])
-def test_event_values_are_plain_numbers(client_of, site, filters):
+def test_event_values_are_plain_numbers(owner_client, owned_scripted_site, filters):
     from collector.models import DailyBreakdown, Dimension, Event
 
     # Signup's value becomes $1,234.56 (123456 cents) in the rollup and on the raw event.
-    DailyBreakdown.objects.filter(site=site, dim=Dimension.EVENT, value="Signup").update(value_sum=123456)
-    Event.objects.filter(site=site, name="Signup").update(value=123456)
-    _, files = export(client_of, site, period="day", date=FRIDAY, **({"filters": filters} if filters else {}))
+    DailyBreakdown.objects.filter(site=owned_scripted_site, dim=Dimension.EVENT, value="Signup").update(
+        value_sum=123456
+    )
+    Event.objects.filter(site=owned_scripted_site, name="Signup").update(value=123456)
+    _, files = export(
+        owner_client, owned_scripted_site, period="day", date=FRIDAY, **({"filters": filters} if filters else {})
+    )
     # A number a spreadsheet reads as one (as the Stats API would write it), not the text "1,234.56".
     assert files["events.csv"][1:] == [
         ["Outbound Link: Click", "1", "1", "25.0", "0.00"],
         ["Signup", "1", "1", "25.0", "1234.56"],
     ]
-    raw = zipfile.ZipFile(io.BytesIO(export(client_of, site, period="day", date=FRIDAY)[0].content))
+    raw = zipfile.ZipFile(io.BytesIO(export(owner_client, owned_scripted_site, period="day", date=FRIDAY)[0].content))
     assert "Signup,1,1,25.0,1234.56\r\n" in raw.read("events.csv").decode()
     # The page shows it for people, with the separator.
-    page = html(client_of.get(f"/sites/{site.public_id}/", {"period": "day", "date": FRIDAY}))
+    page = html(owner_client.get(f"/sites/{owned_scripted_site.public_id}/", {"period": "day", "date": FRIDAY}))
     assert panel_rows(page, "events")[1] == ["Signup", "1", "1", "25%", "1,234.56"]
 
 
-def test_the_export_matches_the_page_for_every_panel(client_of, site):
-    page = html(client_of.get(f"/sites/{site.public_id}/", {"period": "day", "date": FRIDAY}))
-    _, files = export(client_of, site, period="day", date=FRIDAY)
+def test_the_export_matches_the_page_for_every_panel(owner_client, owned_scripted_site):
+    page = html(owner_client.get(f"/sites/{owned_scripted_site.public_id}/", {"period": "day", "date": FRIDAY}))
+    _, files = export(owner_client, owned_scripted_site, period="day", date=FRIDAY)
     for name in PANEL_FILES:
         key = name.removesuffix(".csv")
         shown = [row[0].removesuffix(" ↗") for row in panel_rows(page, key)]  # the referrer's link mark
@@ -146,9 +145,9 @@ def test_the_export_matches_the_page_for_every_panel(client_of, site):
     assert numbers["Unique visitors"][0] == files["visitors.csv"][1][1]
 
 
-def test_the_export_respects_filters_and_period(client_of, site):
+def test_the_export_respects_filters_and_period(owner_client, owned_scripted_site):
     response, files = export(
-        client_of, site, period="custom", date="2026-11-19,2026-11-20", filters="visit:country==DE"
+        owner_client, owned_scripted_site, period="custom", date="2026-11-19,2026-11-20", filters="visit:country==DE"
     )
     assert response["Content-Disposition"] == 'attachment; filename="example.com_2026-11-19_2026-11-20.zip"'
     # B on Friday and F on Thursday: both iPhones from Germany.
@@ -159,21 +158,24 @@ def test_the_export_respects_filters_and_period(client_of, site):
     assert [row[0] for row in files["pages.csv"][1:]] == ["/", "/pricing"]
 
 
-def test_the_export_link_on_the_page_carries_the_view(client_of, site):
+def test_the_export_link_on_the_page_carries_the_view(owner_client, owned_scripted_site):
     page = html(
-        client_of.get(f"/sites/{site.public_id}/", {"period": "7d", "date": FRIDAY, "filters": "visit:browser==Chrome"})
+        owner_client.get(
+            f"/sites/{owned_scripted_site.public_id}/",
+            {"period": "7d", "date": FRIDAY, "filters": "visit:browser==Chrome"},
+        )
     )
     href = next(a for a in page.all("a") if a.attrs.get("download") is not None).attrs["href"]
-    assert href.startswith(f"/sites/{site.public_id}/export.zip?")
+    assert href.startswith(f"/sites/{owned_scripted_site.public_id}/export.zip?")
     params = {k: v[0] for k, v in parse_qs(urlsplit(href).query).items()}
     assert params == {"period": "7d", "date": FRIDAY, "filters": "visit:browser==Chrome"}
-    response, files = export(client_of, site, **params)
+    response, files = export(owner_client, owned_scripted_site, **params)
     assert response.status_code == 200
     assert len(files["timeseries.csv"]) == 1 + 7
 
 
-def test_a_bad_export_query_is_a_400(client_of, site):
-    response = client_of.get(f"/sites/{site.public_id}/export.zip", {"period": "nope"})
+def test_a_bad_export_query_is_a_400(owner_client, owned_scripted_site):
+    response = owner_client.get(f"/sites/{owned_scripted_site.public_id}/export.zip", {"period": "nope"})
     assert response.status_code == 400
     assert b"Cannot export this view" in response.content
 
@@ -195,23 +197,23 @@ def test_a_bad_export_query_is_a_400(client_of, site):
         "\uff1d1+1",  # full-width equals sign
     ],
 )
-def test_cells_that_look_like_formulas_are_defused(client_of, site, value):
+def test_cells_that_look_like_formulas_are_defused(owner_client, owned_scripted_site, value):
     from collector.models import DailyBreakdown, Dimension
 
-    row = DailyBreakdown.objects.filter(site=site, dim=Dimension.UTM_CAMPAIGN).first()
+    row = DailyBreakdown.objects.filter(site=owned_scripted_site, dim=Dimension.UTM_CAMPAIGN).first()
     row.value = value
     row.save()
-    _, files = export(client_of, site, period="day", date=FRIDAY)
+    _, files = export(owner_client, owned_scripted_site, period="day", date=FRIDAY)
     assert files["utm_campaigns.csv"][1][0] == "'" + value
 
 
-def test_ordinary_text_and_negative_numbers_are_left_as_they_are(client_of, site):
+def test_ordinary_text_and_negative_numbers_are_left_as_they_are(owner_client, owned_scripted_site):
     from collector.models import DailyBreakdown, Dimension
 
-    row = DailyBreakdown.objects.filter(site=site, dim=Dimension.UTM_CAMPAIGN).first()
+    row = DailyBreakdown.objects.filter(site=owned_scripted_site, dim=Dimension.UTM_CAMPAIGN).first()
     row.value = "spring sale = 20% off"
     row.save()
-    _, files = export(client_of, site, period="day", date=FRIDAY)
+    _, files = export(owner_client, owned_scripted_site, period="day", date=FRIDAY)
     assert files["utm_campaigns.csv"][1][0] == "spring sale = 20% off"
     # A change can be negative; it is a number, not a formula to defuse.
     assert ["views_per_visit", "1.4", "-7"] in files["visitors.csv"]

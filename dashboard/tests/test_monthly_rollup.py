@@ -106,7 +106,8 @@ def _labels_match(site_id: int) -> None:
 
 
 @pytest.fixture
-def site(db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def berlin_site(db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """monthly.example in Europe/Berlin with the seeded months of traffic above; its "now" is NOW."""
     from sites.models import Site
 
     monkeypatch.setattr("dashboard.selectors.periods.local_now", lambda tz: NOW.astimezone(tz))
@@ -120,45 +121,45 @@ def site(db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return site
 
 
-def test_ingest_keeps_monthly_the_sum_of_daily(site):
-    monthly = _monthly(site.id)
-    assert monthly == _monthly_from_daily(site.id)
+def test_ingest_keeps_monthly_the_sum_of_daily(berlin_site):
+    monthly = _monthly(berlin_site.id)
+    assert monthly == _monthly_from_daily(berlin_site.id)
     assert {month for _, month, _ in monthly} == {dt.date(2026, m, 1) for m in (8, 9, 10, 11)}
-    _labels_match(site.id)
+    _labels_match(berlin_site.id)
 
 
-def test_exit_pages_moved_by_later_batches_stay_summed(site):
+def test_exit_pages_moved_by_later_batches_stay_summed(berlin_site):
     """A visit's exit page moves when a later batch continues it: the old one gets -1, on
     both tables; a visit begun on Oct 31 and continued in November counts on October."""
     from collector.models import Visit
 
-    moved = Visit.objects.filter(site=site, pageviews__gt=1).count()
+    moved = Visit.objects.filter(site=berlin_site, pageviews__gt=1).count()
     assert moved > 10
-    exits = _monthly(site.id)
-    daily = _monthly_from_daily(site.id)
+    exits = _monthly(berlin_site.id)
+    daily = _monthly_from_daily(berlin_site.id)
     assert {k: v for k, v in exits.items() if k[0] == "exit_page"} == {
         k: v for k, v in daily.items() if k[0] == "exit_page"
     }
     total_exits = sum(v[1] for k, v in exits.items() if k[0] == "exit_page")
-    assert total_exits == Visit.objects.filter(site=site).count()
+    assert total_exits == Visit.objects.filter(site=berlin_site).count()
 
 
-def test_backfill_gives_the_same_rows(site):
+def test_backfill_gives_the_same_rows(berlin_site):
     before = set(
-        MonthlyBreakdown.objects.filter(site=site).values_list(
+        MonthlyBreakdown.objects.filter(site=berlin_site).values_list(
             "dim", "month", "value_hash", "value", *BREAKDOWN_COLUMNS
         )
     )
     MonthlyBreakdown.objects.all().delete()
     backfill_monthly()
     after = set(
-        MonthlyBreakdown.objects.filter(site=site).values_list(
+        MonthlyBreakdown.objects.filter(site=berlin_site).values_list(
             "dim", "month", "value_hash", "value", *BREAKDOWN_COLUMNS
         )
     )
     assert after == before
     backfill_monthly()  # again: replaces, does not add
-    assert MonthlyBreakdown.objects.filter(site=site).count() == len(before)
+    assert MonthlyBreakdown.objects.filter(site=berlin_site).count() == len(before)
 
 
 def test_backfill_of_an_empty_database(db):
@@ -185,7 +186,7 @@ PERIODS = {
 
 
 @pytest.mark.parametrize("name", PERIODS)
-def test_breakdowns_match_raw_and_daily(site, name):
+def test_breakdowns_match_raw_and_daily(berlin_site, name):
     start, end = PERIODS[name]
     period = Period(start, end, BERLIN)
     for prop in selectors.PROPERTIES.values():
@@ -193,15 +194,15 @@ def test_breakdowns_match_raw_and_daily(site, name):
             metrics: tuple[str, ...] = ("visits",)
         else:
             metrics = prop.metrics
-        rollup = selectors.breakdown(site, period, prop, metrics, limit=1000)
-        assert rollup == _daily_only(site, period, prop, metrics), prop.name
+        rollup = selectors.breakdown(berlin_site, period, prop, metrics, limit=1000)
+        assert rollup == _daily_only(berlin_site, period, prop, metrics), prop.name
         if prop.dim != "exit_page":  # the raw path answers exits with all metrics, ordered by visitors
-            assert rollup == selectors.breakdown(site, period, prop, metrics, MATCH_ALL, limit=1000), prop.name
+            assert rollup == selectors.breakdown(berlin_site, period, prop, metrics, MATCH_ALL, limit=1000), prop.name
         # Pages of every size give the same rows as the whole list (ties at the boundary included).
         for limit in (1, 2, 3):
             paged = []
             for page in range(1, len(rollup) // limit + 2):
-                paged += selectors.breakdown(site, period, prop, metrics, limit=limit, page=page)
+                paged += selectors.breakdown(berlin_site, period, prop, metrics, limit=limit, page=page)
             assert paged == rollup, (prop.name, limit)
 
 
@@ -221,7 +222,7 @@ def test_rollup_parts():
     )
 
 
-def test_month_to_date_reads_the_monthly_row(site):
+def test_month_to_date_reads_the_monthly_row(berlin_site):
     # Today is Nov 12: November up to today (or later) is read whole from MonthlyBreakdown.
     assert rollups._rollup_parts(Period(dt.date(2026, 10, 20), dt.date(2026, 11, 12), BERLIN)) == (
         (dt.date(2026, 11, 1), dt.date(2026, 11, 1)),
@@ -234,10 +235,10 @@ def test_month_to_date_reads_the_monthly_row(site):
     )
 
 
-def test_unfiltered_12mo_breakdown_reads_monthly(site):
+def test_unfiltered_12mo_breakdown_reads_monthly(berlin_site):
     period = Period(dt.date(2025, 12, 1), dt.date(2026, 11, 30), BERLIN)
     with CaptureQueriesContext(connection) as queries:
-        rows = selectors.breakdown(site, period, "event:page", ("visitors", "bounce_rate"), limit=10)
+        rows = selectors.breakdown(berlin_site, period, "event:page", ("visitors", "bounce_rate"), limit=10)
     assert rows
     sql = [query["sql"] for query in queries.captured_queries]
     assert any("collector_monthlybreakdown" in text for text in sql)

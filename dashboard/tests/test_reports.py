@@ -29,11 +29,11 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from conftest import CHROME_UA, send
 from dashboard import reports
 from dashboard.models import Membership, ReportSubscription, Role
 from dashboard.report_data import METRIC_LABELS
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 
@@ -75,13 +75,15 @@ def make_user(name: str, email: str | None = None, **extra: Any) -> Any:
 
 
 @pytest.fixture
-def owner(db: Any) -> Any:
+def auckland_owner(db: Any) -> Any:
+    """The owner of the Auckland site: owner@example.net, as make_user names everyone here."""
     return make_user("owner")
 
 
 @pytest.fixture
-def site(owner: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Site:
-    site = Site.objects.create(domain="kiwi.example", timezone="Pacific/Auckland", owner=owner)
+def auckland_site(auckland_owner: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Site:
+    """kiwi.example in Pacific/Auckland with the traffic of the module's docstring."""
+    site = Site.objects.create(domain="kiwi.example", timezone="Pacific/Auckland", owner=auckland_owner)
     replay(site, monkeypatch, settings)
     return site
 
@@ -135,9 +137,9 @@ def test_the_report_covers_the_last_complete_week_or_month(frequency, today, sta
 # -- content ----------------------------------------------------------------------------------
 
 
-def test_a_weekly_report_has_the_weeks_numbers_and_changes(site, owner, settings):
+def test_a_weekly_report_has_the_weeks_numbers_and_changes(auckland_site, auckland_owner, settings):
     settings.BASE_URL = "https://stats.example"
-    subscribe(site, owner)
+    subscribe(auckland_site, auckland_owner)
     assert run("--as-of", "2026-11-23").strip() == "sent 1, skipped 0, failed 0"
 
     (message,) = mail.outbox
@@ -163,7 +165,7 @@ def test_a_weekly_report_has_the_weeks_numbers_and_changes(site, owner, settings
         ["1", "Hacker News"],
         ["1", "Twitter"],
     ]
-    link = f"https://stats.example/sites/{site.public_id}/?period=custom&date={WEEK}"
+    link = f"https://stats.example/sites/{auckland_site.public_id}/?period=custom&date={WEEK}"
     assert link in text
 
     html = html_of(message)
@@ -175,13 +177,13 @@ def test_a_weekly_report_has_the_weeks_numbers_and_changes(site, owner, settings
     assert "<script" not in html
 
 
-def test_the_week_is_the_sites_week_not_utcs(site, owner):
+def test_the_week_is_the_sites_week_not_utcs(auckland_site, auckland_owner):
     """At 12:00 UTC on Sunday 22 November it is already Monday 01:00 in Auckland: the week of the
     16th is over there (and includes A's visit, which was still Sunday the 15th in UTC), while a
     site in UTC only has the week of the 9th behind it."""
     utc_owner = make_user("utc-owner")
     utc_site = Site.objects.create(domain="utc.example", timezone="UTC", owner=utc_owner)
-    subscribe(site, owner)
+    subscribe(auckland_site, auckland_owner)
     subscribe(utc_site, utc_owner)
     summary = reports.send_reports("weekly", now=dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC))
     assert (summary.sent, summary.failed) == (2, 0)
@@ -189,13 +191,13 @@ def test_the_week_is_the_sites_week_not_utcs(site, owner):
     assert by_site["owner@example.net"].subject.endswith("16 Nov - 22 Nov 2026")
     assert numbers(by_site["owner@example.net"].body)["Unique visitors"] == ["4", "+100%"]  # not E (Monday)
     assert by_site["utc-owner@example.net"].subject.endswith("9 Nov - 15 Nov 2026")
-    assert ReportSubscription.objects.get(site=site).last_period_end == dt.date(2026, 11, 22)
+    assert ReportSubscription.objects.get(site=auckland_site).last_period_end == dt.date(2026, 11, 22)
     assert ReportSubscription.objects.get(site=utc_site).last_period_end == dt.date(2026, 11, 15)
 
 
-def test_a_monthly_report_covers_the_calendar_month(site, owner):
-    subscribe(site, owner, "monthly")
-    subscribe(site, owner, "weekly")
+def test_a_monthly_report_covers_the_calendar_month(auckland_site, auckland_owner):
+    subscribe(auckland_site, auckland_owner, "monthly")
+    subscribe(auckland_site, auckland_owner, "weekly")
     assert run("--frequency", "monthly", "--as-of", "2026-12-03").strip() == "sent 1, skipped 0, failed 0"
     (message,) = mail.outbox
     assert message.subject == "kiwi.example: your monthly report for November 2026"
@@ -208,9 +210,9 @@ def test_a_monthly_report_covers_the_calendar_month(site, owner):
     assert ReportSubscription.objects.get(frequency="weekly").last_period_end is None
 
 
-def test_due_sends_each_frequency_its_last_period_once(site, owner):
-    subscribe(site, owner, "monthly")
-    subscribe(site, owner, "weekly")
+def test_due_sends_each_frequency_its_last_period_once(auckland_site, auckland_owner):
+    subscribe(auckland_site, auckland_owner, "monthly")
+    subscribe(auckland_site, auckland_owner, "weekly")
     assert run("--as-of", "2026-12-03").strip() == "sent 2, skipped 0, failed 0"
     assert sorted(m.subject for m in mail.outbox) == [
         "kiwi.example: your monthly report for November 2026",
@@ -227,17 +229,17 @@ def test_due_sends_each_frequency_its_last_period_once(site, owner):
 # -- who gets it ------------------------------------------------------------------------------
 
 
-def test_only_people_who_can_still_view_the_site_get_it(site, owner):
+def test_only_people_who_can_still_view_the_site_get_it(auckland_site, auckland_owner):
     viewer = make_user("viewer")
-    Membership.objects.create(site=site, user=viewer, role=Role.VIEWER)
+    Membership.objects.create(site=auckland_site, user=viewer, role=Role.VIEWER)
     removed = make_user("removed")
-    gone = Membership.objects.create(site=site, user=removed, role=Role.ADMIN)
+    gone = Membership.objects.create(site=auckland_site, user=removed, role=Role.ADMIN)
     inactive = make_user("inactive", is_active=False)
-    Membership.objects.create(site=site, user=inactive)
+    Membership.objects.create(site=auckland_site, user=inactive)
     no_email = make_user("no-email", email="")
-    Membership.objects.create(site=site, user=no_email)
-    for user in (owner, viewer, removed, inactive, no_email):
-        subscribe(site, user)
+    Membership.objects.create(site=auckland_site, user=no_email)
+    for user in (auckland_owner, viewer, removed, inactive, no_email):
+        subscribe(auckland_site, user)
     gone.delete()  # removed from the team; the subscription row stayed behind
 
     output = run("--as-of", "2026-11-23", "--verbosity", "2")
@@ -251,8 +253,8 @@ def test_only_people_who_can_still_view_the_site_get_it(site, owner):
     assert ReportSubscription.objects.get(user=removed).last_period_end is None
 
 
-def test_a_second_run_sends_nothing(site, owner):
-    subscription = subscribe(site, owner)
+def test_a_second_run_sends_nothing(auckland_site, auckland_owner):
+    subscription = subscribe(auckland_site, auckland_owner)
     run("--as-of", "2026-11-23")
     subscription.refresh_from_db()
     assert subscription.last_period_end == dt.date(2026, 11, 22)
@@ -261,24 +263,24 @@ def test_a_second_run_sends_nothing(site, owner):
     assert len(mail.outbox) == 1
 
 
-def test_an_earlier_period_is_never_sent_after_a_later_one(site, owner):
+def test_an_earlier_period_is_never_sent_after_a_later_one(auckland_site, auckland_owner):
     """A run with an earlier --as-of (or a site whose local date moved back) does not send the
     older period again, nor does it move the bookkeeping back."""
-    subscription = subscribe(site, owner, "monthly")
+    subscription = subscribe(auckland_site, auckland_owner, "monthly")
     assert run("--as-of", "2026-12-01").strip() == "sent 1, skipped 0, failed 0"
     assert run("--as-of", "2026-11-26").strip() == "sent 0, skipped 1, failed 0"  # October: older
     assert [m.subject for m in mail.outbox] == ["kiwi.example: your monthly report for November 2026"]
     subscription.refresh_from_db()
     assert subscription.last_period_end == dt.date(2026, 11, 30)
     # The claim refuses it too (two runs racing, one with an older as-of).
-    october = reports.last_complete_period("monthly", dt.date(2026, 11, 26), site.tz)
+    october = reports.last_complete_period("monthly", dt.date(2026, 11, 26), auckland_site.tz)
     assert not reports._claim(subscription, october, dt.datetime.now(dt.UTC))
     subscription.refresh_from_db()
     assert subscription.last_period_end == dt.date(2026, 11, 30)
 
 
-def test_a_dry_run_sends_and_records_nothing(site, owner):
-    subscription = subscribe(site, owner)
+def test_a_dry_run_sends_and_records_nothing(auckland_site, auckland_owner):
+    subscription = subscribe(auckland_site, auckland_owner)
     output = run("--dry-run", "--as-of", "2026-11-23")
     assert "would send weekly kiwi.example 2026-11-16..2026-11-22" in output
     assert output.splitlines()[-1] == "dry run: would send 1, skipped 0, failed 0"
@@ -287,12 +289,12 @@ def test_a_dry_run_sends_and_records_nothing(site, owner):
     assert (subscription.last_period_end, subscription.last_sent_at) == (None, None)
 
 
-def test_one_failed_recipient_does_not_stop_the_others(site, owner, monkeypatch):
+def test_one_failed_recipient_does_not_stop_the_others(auckland_site, auckland_owner, monkeypatch):
     teammates = [make_user(f"mate{i}") for i in range(3)]
     for user in teammates:
-        Membership.objects.create(site=site, user=user)
-    for user in (owner, *teammates):
-        subscribe(site, user)
+        Membership.objects.create(site=auckland_site, user=user)
+    for user in (auckland_owner, *teammates):
+        subscribe(auckland_site, user)
     real_send = EmailBackend.send_messages
 
     def flaky(self: Any, messages: list[Any]) -> int:
@@ -320,10 +322,10 @@ def test_a_bad_as_of_date_is_refused(db):
 # -- the scheduler ----------------------------------------------------------------------------
 
 
-def test_the_hourly_task_sends_what_is_due_on_the_default_queue(site, owner, settings, monkeypatch):
+def test_the_hourly_task_sends_what_is_due_on_the_default_queue(auckland_site, auckland_owner, settings, monkeypatch):
     from dashboard.tasks import send_reports_task
 
-    subscribe(site, owner)
+    subscribe(auckland_site, auckland_owner)
     monkeypatch.setattr("dashboard.reports.timezone.now", lambda: dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC))
     assert send_reports_task.delay().get() == "sent 1, skipped 0, failed 0"  # eager in tests
     assert send_reports_task() == "sent 0, skipped 1, failed 0"

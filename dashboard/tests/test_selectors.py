@@ -1,20 +1,8 @@
 """Stats selectors over traffic replayed through the real collector, checked number by number.
 
-Site in America/New_York. Local times:
-
-Thu 2026-11-19 (the previous period of Friday)
-  E (Chrome, US)   08:00 /  from Google                          visit: bounce, 0 s
-  F (iPhone, DE)   15:00 /pricing from t.co -> 15:03 /           visit: 2 pv, 180 s
-Fri 2026-11-20: the scripted day of collector/tests/test_scripted_day.py
-  A (Chrome, US)   09:00 / from Google -> 09:02 /pricing -> 09:05 Signup $19.99 -> engagement
-                   14:00 /blog from Hacker News                  visits: 2 pv 360 s; bounce
-  B (iPhone, DE)   10:00 /?utm_source=newsletter -> "Outbound Link: Click" (not interactive)
-                   -> 10:20 engagement                           visit: bounce, 1200 s
-  C (Firefox, US)  23:50 / from t.co -> Sat 00:10 /docs          visit: 2 pv, 1200 s (counted Friday)
-  D (Chrome, FR)   18:55 / -> 19:05 /about (00:05 UTC: new salt) visit: 2 pv, 600 s
-Sat 2026-10-31 / Sun 2026-11-01 (DST ends at 02:00 EDT: Sunday has 25 hours)
-  G (Firefox, FR)  Sat 23:30 EDT /  (03:30 UTC on Sunday)        visit: bounce
-  H (Chrome, US)   Sun 01:30 EDT /blog, Sun 01:30 EST /blog      two visits (an hour apart), bounces
+The traffic is testing.replay's (tabled above it in testing.py): a site in America/New_York,
+Thursday 2026-11-19 and the scripted Friday 2026-11-20, and the weekend DST ends (Sat 2026-10-31,
+Sun 2026-11-01, which has 25 hours).
 """
 
 from __future__ import annotations
@@ -25,87 +13,16 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from collector.models import Event
-from conftest import CHROME_UA, IPHONE_UA, send
 from dashboard import access, selectors
 from dashboard.selectors.periods import Period, compared_periods, parse_period
+from testing import FRIDAY, MATCH_ALL, NOV1, NY, OCT31, SATURDAY
 
 pytestmark = pytest.mark.django_db
 
-NY = zoneinfo.ZoneInfo("America/New_York")
-THURSDAY, FRIDAY, SATURDAY = dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-OCT31, NOV1 = dt.date(2026, 10, 31), dt.date(2026, 11, 1)
-FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
-VISITORS = {
-    "A": ("198.51.100.11", CHROME_UA, "US", 1920),
-    "B": ("2001:db8:1::22", IPHONE_UA, "DE", 390),
-    "C": ("198.51.100.33", FIREFOX_UA, "US", None),
-    "D": ("198.51.100.44", CHROME_UA, "FR", 1280),
-    "E": ("198.51.100.55", CHROME_UA, "US", 1920),
-    "F": ("2001:db8:1::66", IPHONE_UA, "DE", 390),
-    "G": ("198.51.100.77", FIREFOX_UA, "FR", None),
-    "H": ("198.51.100.88", CHROME_UA, "US", 1920),
-}
 ALL_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
-MATCH_ALL = "visit:entry_page!=/nowhere"  # a filter every visit passes: forces the raw path
-
-
-def url(path: str) -> str:
-    return f"https://example.com{path}"
-
-
-def replay(site: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
-    """Send the module docstring's hits through /api/event (ingest runs inline)."""
-    settings.TRUSTED_PROXY_HOPS = 1
-
-    def hit(day: dt.date, hh: int, mm: int, who: str, body: dict[str, Any], fold: int = 0) -> None:
-        moment = dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY, fold=fold)
-        monkeypatch.setattr("collector.views.now_ms", lambda: int(moment.timestamp() * 1000))
-        ip, agent, country, width = VISITORS[who]
-        payload = {"sid": site.public_id, **body}
-        if width and body.get("n") == "pageview":
-            payload["w"] = width
-        response = send(
-            Client(HTTP_USER_AGENT=agent),
-            payload,
-            REMOTE_ADDR="10.0.0.2",
-            HTTP_X_FORWARDED_FOR=ip,
-            HTTP_CLOUDFRONT_VIEWER_COUNTRY=country,
-        )
-        assert response.status_code == 202
-        assert not response.has_header("X-Dropped")
-
-    pv = "pageview"
-    hit(OCT31, 23, 30, "G", {"n": pv, "u": url("/")})
-    hit(NOV1, 1, 30, "H", {"n": pv, "u": url("/blog")})
-    hit(NOV1, 1, 30, "H", {"n": pv, "u": url("/blog")}, fold=1)  # the same wall time, an hour later
-    hit(THURSDAY, 8, 0, "E", {"n": pv, "u": url("/"), "r": "https://www.google.com/"})
-    hit(THURSDAY, 15, 0, "F", {"n": pv, "u": url("/pricing"), "r": "https://t.co/xyz"})
-    hit(THURSDAY, 15, 3, "F", {"n": pv, "u": url("/"), "r": "https://example.com/pricing"})
-    hit(FRIDAY, 9, 0, "A", {"n": pv, "u": url("/"), "r": "https://www.google.com/"})
-    hit(FRIDAY, 9, 2, "A", {"n": pv, "u": url("/pricing"), "r": "https://www.google.com/"})
-    hit(FRIDAY, 9, 5, "A", {"n": "Signup", "u": url("/pricing"), "value": 1999})
-    hit(FRIDAY, 9, 6, "A", {"n": "engagement", "u": url("/pricing"), "sd": 75, "e": 60000})
-    hit(FRIDAY, 10, 0, "B", {"n": pv, "u": url("/?utm_source=newsletter&utm_medium=email&utm_campaign=fall")})
-    hit(FRIDAY, 10, 1, "B", {"n": "Outbound Link: Click", "u": url("/"), "i": False})
-    hit(FRIDAY, 10, 20, "B", {"n": "engagement", "u": url("/"), "sd": 30, "e": 5000})
-    hit(FRIDAY, 14, 0, "A", {"n": pv, "u": url("/blog"), "r": "https://news.ycombinator.com/item?id=1"})
-    hit(FRIDAY, 18, 55, "D", {"n": pv, "u": url("/")})
-    hit(FRIDAY, 19, 5, "D", {"n": pv, "u": url("/about"), "r": "https://example.com/"})
-    hit(FRIDAY, 23, 50, "C", {"n": pv, "u": url("/"), "r": "https://t.co/abc"})
-    hit(SATURDAY, 0, 10, "C", {"n": pv, "u": url("/docs"), "r": "https://example.com/"})
-
-
-@pytest.fixture
-def site(db: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Any:
-    from sites.models import Site
-
-    site = Site.objects.create(domain="example.com", timezone="America/New_York")
-    replay(site, monkeypatch, settings)
-    return site
 
 
 def day(date: dt.date) -> Period:
@@ -188,8 +105,8 @@ def test_intervals_are_checked_against_the_period():
 # -- aggregate --------------------------------------------------------------------------------
 
 
-def test_aggregate_of_the_scripted_day(site):
-    assert selectors.aggregate(site, day(FRIDAY), ALL_METRICS) == {
+def test_aggregate_of_the_scripted_day(scripted_site):
+    assert selectors.aggregate(scripted_site, day(FRIDAY), ALL_METRICS) == {
         "visitors": 4,
         "visits": 5,
         "pageviews": 7,
@@ -200,9 +117,9 @@ def test_aggregate_of_the_scripted_day(site):
     }
 
 
-def test_aggregate_sums_daily_unique_visitors_over_a_range(site):
+def test_aggregate_sums_daily_unique_visitors_over_a_range(scripted_site):
     # Oct 31: 1, Nov 1: 1, Nov 19: 2, Nov 20: 4, Nov 21: 1 (C's second page, after local midnight)
-    assert selectors.aggregate(site, WHOLE, ALL_METRICS) == {
+    assert selectors.aggregate(scripted_site, WHOLE, ALL_METRICS) == {
         "visitors": 9,
         "visits": 10,
         "pageviews": 14,
@@ -213,8 +130,8 @@ def test_aggregate_sums_daily_unique_visitors_over_a_range(site):
     }
 
 
-def test_aggregate_compared_with_the_previous_period(site):
-    assert selectors.aggregate_compared(site, day(FRIDAY), ALL_METRICS) == {
+def test_aggregate_compared_with_the_previous_period(scripted_site):
+    assert selectors.aggregate_compared(scripted_site, day(FRIDAY), ALL_METRICS) == {
         "visitors": {"value": 4, "change": 100},  # Thursday: 2
         "visits": {"value": 5, "change": 150},  # 2
         "pageviews": {"value": 7, "change": 133},  # 3: +133.3 %
@@ -230,10 +147,10 @@ def friday_at(hh: int, mm: int) -> dt.datetime:
 
 
 @pytest.mark.parametrize("filters", [None, MATCH_ALL], ids=["rollups", "raw"])
-def test_a_day_in_progress_compares_with_the_same_hours_of_the_day_before(site, filters):
+def test_a_day_in_progress_compares_with_the_same_hours_of_the_day_before(scripted_site, filters):
     # Friday at 09:30: Friday 00:00-09:59 (A's first visit: /, /pricing, Signup) against
     # Thursday 00:00-09:59 (E's bounce at 08:00), not against the whole of Thursday.
-    compared = selectors.aggregate_compared(site, day(FRIDAY), ALL_METRICS, filters, now=friday_at(9, 30))
+    compared = selectors.aggregate_compared(scripted_site, day(FRIDAY), ALL_METRICS, filters, now=friday_at(9, 30))
     assert compared == {
         "visitors": {"value": 1, "change": 0},  # whole Thursday: 2, which read -50 %
         "visits": {"value": 1, "change": 0},
@@ -245,19 +162,19 @@ def test_a_day_in_progress_compares_with_the_same_hours_of_the_day_before(site, 
     }
 
 
-def test_the_cut_is_at_the_end_of_the_current_local_hour(site):
+def test_the_cut_is_at_the_end_of_the_current_local_hour(scripted_site):
     # At 10:00 B's 10:00 visit is in (and A's first visit); Thursday until 10:59 still has only E.
-    at_ten = selectors.aggregate_compared(site, day(FRIDAY), ("visitors", "visits"), now=friday_at(10, 0))
+    at_ten = selectors.aggregate_compared(scripted_site, day(FRIDAY), ("visitors", "visits"), now=friday_at(10, 0))
     assert at_ten == {"visitors": {"value": 2, "change": 100}, "visits": {"value": 2, "change": 100}}
     # Thursday 15:00 F arrives; Friday until 15:59 has A (twice), B: 2 visitors, 3 visits against 2 and 2.
-    at_three = selectors.aggregate_compared(site, day(FRIDAY), ("visitors", "visits"), now=friday_at(15, 59))
+    at_three = selectors.aggregate_compared(scripted_site, day(FRIDAY), ("visitors", "visits"), now=friday_at(15, 59))
     assert at_three == {"visitors": {"value": 2, "change": 0}, "visits": {"value": 3, "change": 50}}
 
 
-def test_periods_in_the_past_compare_whole(site):
+def test_periods_in_the_past_compare_whole(scripted_site):
     # Saturday morning: Friday is over, and compares whole with the whole of Thursday.
     saturday = dt.datetime(2026, 11, 21, 9, 30, tzinfo=NY)
-    compared = selectors.aggregate_compared(site, day(FRIDAY), ("visitors", "pageviews"), now=saturday)
+    compared = selectors.aggregate_compared(scripted_site, day(FRIDAY), ("visitors", "pageviews"), now=saturday)
     assert compared == {"visitors": {"value": 4, "change": 100}, "pageviews": {"value": 7, "change": 133}}
     # A 7-day period ending Friday, seen on Friday: both weeks are cut at 09:59 of their last day.
     week = span(dt.date(2026, 11, 14), FRIDAY)
@@ -318,9 +235,11 @@ def test_a_cutoff_ends_the_utc_bounds_at_the_end_of_its_local_hour():
         Period(NOV1, NOV1, NY, cutoff=(FRIDAY, 1))
 
 
-def test_aggregate_of_an_empty_period_is_zeros(site):
-    assert selectors.aggregate(site, day(dt.date(2026, 12, 25)), ALL_METRICS) == dict.fromkeys(ALL_METRICS, 0)
-    assert selectors.aggregate(site, day(dt.date(2026, 12, 25)), ALL_METRICS, "event:page==/")["bounce_rate"] == 0
+def test_aggregate_of_an_empty_period_is_zeros(scripted_site):
+    assert selectors.aggregate(scripted_site, day(dt.date(2026, 12, 25)), ALL_METRICS) == dict.fromkeys(ALL_METRICS, 0)
+    assert (
+        selectors.aggregate(scripted_site, day(dt.date(2026, 12, 25)), ALL_METRICS, "event:page==/")["bounce_rate"] == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -341,15 +260,17 @@ def test_aggregate_of_an_empty_period_is_zeros(site):
         (MATCH_ALL, (4, 5, 7, 1.4, 40, 672, 2)),  # the raw path agrees with the rollups
     ],
 )
-def test_filtered_aggregates(site, filters, expected):
-    assert tuple(selectors.aggregate(site, day(FRIDAY), ALL_METRICS, filters).values()) == expected
+def test_filtered_aggregates(scripted_site, filters, expected):
+    assert tuple(selectors.aggregate(scripted_site, day(FRIDAY), ALL_METRICS, filters).values()) == expected
 
 
-def test_filters_count_each_visit_on_the_day_it_started(site):
+def test_filters_count_each_visit_on_the_day_it_started(scripted_site):
     # C's visit started Friday: on Saturday its /docs pageview and C count, the visit does not.
-    saturday = selectors.aggregate(site, day(SATURDAY), ("visitors", "visits", "pageviews"), "visit:source==Twitter")
+    saturday = selectors.aggregate(
+        scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews"), "visit:source==Twitter"
+    )
     assert saturday == {"visitors": 1, "visits": 0, "pageviews": 1}
-    assert selectors.aggregate(site, day(SATURDAY), ("visitors", "visits", "pageviews")) == saturday
+    assert selectors.aggregate(scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews")) == saturday
 
 
 @pytest.mark.parametrize(
@@ -361,9 +282,9 @@ def test_filters_count_each_visit_on_the_day_it_started(site):
         ("visit:source==Google|", "every value must be"),
     ],
 )
-def test_bad_filters_are_refused(site, text, message):
+def test_bad_filters_are_refused(scripted_site, text, message):
     with pytest.raises(ValueError, match=message):
-        selectors.aggregate(site, day(FRIDAY), None, text)
+        selectors.aggregate(scripted_site, day(FRIDAY), None, text)
 
 
 def test_an_escaped_bar_is_part_of_the_value():
@@ -371,16 +292,16 @@ def test_an_escaped_bar_is_part_of_the_value():
     assert item.values == ("A|B", "C")
 
 
-def test_unknown_metrics_are_refused(site):
+def test_unknown_metrics_are_refused(scripted_site):
     with pytest.raises(ValueError, match="unknown metric 'sessions'"):
-        selectors.aggregate(site, day(FRIDAY), "visitors,sessions")
+        selectors.aggregate(scripted_site, day(FRIDAY), "visitors,sessions")
 
 
 # -- timeseries -------------------------------------------------------------------------------
 
 
-def test_hourly_timeseries_of_a_day_in_local_hours(site):
-    rows = selectors.timeseries(site, day(FRIDAY), ("visitors", "visits", "pageviews", "bounce_rate"))
+def test_hourly_timeseries_of_a_day_in_local_hours(scripted_site):
+    rows = selectors.timeseries(scripted_site, day(FRIDAY), ("visitors", "visits", "pageviews", "bounce_rate"))
     assert len(rows) == 24
     assert rows[0] == {"date": "2026-11-20 00:00:00", "visitors": 0, "visits": 0, "pageviews": 0, "bounce_rate": 0}
     busy = {row["date"][11:13]: tuple(row.values())[1:] for row in rows if any(tuple(row.values())[1:])}
@@ -393,22 +314,23 @@ def test_hourly_timeseries_of_a_day_in_local_hours(site):
         "23": (1, 1, 1, 0),
     }
     assert (
-        selectors.timeseries(site, day(FRIDAY), ("visitors", "visits", "pageviews", "bounce_rate"), MATCH_ALL) == rows
+        selectors.timeseries(scripted_site, day(FRIDAY), ("visitors", "visits", "pageviews", "bounce_rate"), MATCH_ALL)
+        == rows
     )
 
 
-def test_hourly_timeseries_of_the_day_dst_ends(site):
+def test_hourly_timeseries_of_the_day_dst_ends(scripted_site):
     for filters in (None, "event:page==/blog"):
-        rows = selectors.timeseries(site, day(NOV1), ("visitors", "visits", "pageviews"), filters, "hour")
+        rows = selectors.timeseries(scripted_site, day(NOV1), ("visitors", "visits", "pageviews"), filters, "hour")
         assert len(rows) == 24
         # 01:30 EDT and 01:30 EST: one wall-clock hour, two visits of the same visitor.
         assert rows[1] == {"date": "2026-11-01 01:00:00", "visitors": 1, "visits": 2, "pageviews": 2}
         assert sum(row["pageviews"] for row in rows) == 2
 
 
-def test_daily_timeseries_puts_hits_on_their_local_day(site):
+def test_daily_timeseries_puts_hits_on_their_local_day(scripted_site):
     for filters in (None, "visit:country==FR|US"):
-        rows = selectors.timeseries(site, span(OCT31, NOV1), ("visitors", "pageviews"), filters, "date")
+        rows = selectors.timeseries(scripted_site, span(OCT31, NOV1), ("visitors", "pageviews"), filters, "date")
         # G's hit is at 03:30 UTC on November 1st: October 31st in New York.
         assert rows == [
             {"date": "2026-10-31", "visitors": 1, "pageviews": 1},
@@ -416,8 +338,10 @@ def test_daily_timeseries_puts_hits_on_their_local_day(site):
         ]
 
 
-def test_daily_timeseries_has_every_day(site):
-    rows = selectors.timeseries(site, parse_period("7d", "2026-11-21", NY), ("visitors", "pageviews", "events"))
+def test_daily_timeseries_has_every_day(scripted_site):
+    rows = selectors.timeseries(
+        scripted_site, parse_period("7d", "2026-11-21", NY), ("visitors", "pageviews", "events")
+    )
     assert rows == [
         {"date": "2026-11-15", "visitors": 0, "pageviews": 0, "events": 0},
         {"date": "2026-11-16", "visitors": 0, "pageviews": 0, "events": 0},
@@ -429,7 +353,7 @@ def test_daily_timeseries_has_every_day(site):
     ]
 
 
-def test_monthly_timeseries(site):
+def test_monthly_timeseries(scripted_site):
     expected = [
         {"date": "2026-09-01", "visitors": 0, "visits": 0, "pageviews": 0, "views_per_visit": 0.0},
         {"date": "2026-10-01", "visitors": 1, "visits": 1, "pageviews": 1, "views_per_visit": 1.0},
@@ -437,9 +361,9 @@ def test_monthly_timeseries(site):
     ]
     period = span(dt.date(2026, 9, 15), dt.date(2026, 11, 30))  # a bucket per month touched
     metrics = ("visitors", "visits", "pageviews", "views_per_visit")
-    assert selectors.timeseries(site, period, metrics, None, "month") == expected
-    assert selectors.timeseries(site, period, metrics, MATCH_ALL, "month") == expected
-    assert selectors.timeseries(site, parse_period("12mo", "2026-11-20", NY), ("visitors",))[-2:] == [
+    assert selectors.timeseries(scripted_site, period, metrics, None, "month") == expected
+    assert selectors.timeseries(scripted_site, period, metrics, MATCH_ALL, "month") == expected
+    assert selectors.timeseries(scripted_site, parse_period("12mo", "2026-11-20", NY), ("visitors",))[-2:] == [
         {"date": "2026-10-01", "visitors": 1},
         {"date": "2026-11-01", "visitors": 8},
     ]
@@ -448,9 +372,9 @@ def test_monthly_timeseries(site):
 # -- breakdown --------------------------------------------------------------------------------
 
 
-def test_page_breakdown(site):
+def test_page_breakdown(scripted_site):
     rows = selectors.breakdown(
-        site, day(FRIDAY), "event:page", ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")
+        scripted_site, day(FRIDAY), "event:page", ("visitors", "visits", "pageviews", "bounce_rate", "visit_duration")
     )
     assert rows == [
         # bounce rate and duration of the visits that entered on the page
@@ -461,14 +385,17 @@ def test_page_breakdown(site):
     ]
 
 
-def test_breakdown_pages(site):
+def test_breakdown_pages(scripted_site):
     pages = [
-        [row["page"] for row in selectors.breakdown(site, day(FRIDAY), "event:page", None, None, 2, number)]
+        [row["page"] for row in selectors.breakdown(scripted_site, day(FRIDAY), "event:page", None, None, 2, number)]
         for number in (1, 2, 3)
     ]
     assert pages == [["/", "/about"], ["/blog", "/pricing"], []]
     filtered = [
-        [row["page"] for row in selectors.breakdown(site, day(FRIDAY), "event:page", None, MATCH_ALL, 3, number)]
+        [
+            row["page"]
+            for row in selectors.breakdown(scripted_site, day(FRIDAY), "event:page", None, MATCH_ALL, 3, number)
+        ]
         for number in (1, 2)
     ]
     assert filtered == [["/", "/about", "/blog"], ["/pricing"]]
@@ -494,14 +421,14 @@ def test_breakdown_pages(site):
         ("event:name", [("Outbound Link: Click", 1, 1), ("Signup", 1, 1)]),
     ],
 )
-def test_breakdowns_of_the_scripted_day(site, prop, expected):
+def test_breakdowns_of_the_scripted_day(scripted_site, prop, expected):
     short = selectors.PROPERTIES[prop].short
-    rows = selectors.breakdown(site, day(FRIDAY), prop, ("visitors", "visits"))
+    rows = selectors.breakdown(scripted_site, day(FRIDAY), prop, ("visitors", "visits"))
     assert [(row[short], row["visitors"], row["visits"]) for row in rows] == expected
 
 
-def test_visit_breakdowns_carry_every_metric(site):
-    rows = selectors.breakdown(site, day(FRIDAY), "visit:browser", ALL_METRICS)
+def test_visit_breakdowns_carry_every_metric(scripted_site):
+    rows = selectors.breakdown(scripted_site, day(FRIDAY), "visit:browser", ALL_METRICS)
     assert rows[0] == {
         "browser": "Chrome",
         "visitors": 2,
@@ -512,7 +439,7 @@ def test_visit_breakdowns_carry_every_metric(site):
         "visit_duration": 320,
         "events": 1,
     }
-    events = selectors.breakdown(site, day(FRIDAY), "event:name", ("visitors", "events"))
+    events = selectors.breakdown(scripted_site, day(FRIDAY), "event:name", ("visitors", "events"))
     assert events == [
         {"name": "Outbound Link: Click", "visitors": 1, "events": 1},
         {"name": "Signup", "visitors": 1, "events": 1},
@@ -520,28 +447,28 @@ def test_visit_breakdowns_carry_every_metric(site):
 
 
 @pytest.mark.parametrize(("prop", "metric"), [("event:name", "bounce_rate"), ("event:page", "events")])
-def test_metrics_a_property_cannot_answer_are_refused(site, prop, metric):
+def test_metrics_a_property_cannot_answer_are_refused(scripted_site, prop, metric):
     with pytest.raises(ValueError, match=f"metric '{metric}' is not available with property '{prop}'"):
-        selectors.breakdown(site, day(FRIDAY), prop, ("visitors", metric))
+        selectors.breakdown(scripted_site, day(FRIDAY), prop, ("visitors", metric))
 
 
-def test_unknown_property_is_refused(site):
+def test_unknown_property_is_refused(scripted_site):
     with pytest.raises(ValueError, match="unknown property 'visit:city'"):
-        selectors.breakdown(site, day(FRIDAY), "visit:city")
+        selectors.breakdown(scripted_site, day(FRIDAY), "visit:city")
 
 
 @pytest.mark.parametrize("prop", list(selectors.PROPERTIES))
 @pytest.mark.parametrize("period", [day(FRIDAY), WHOLE], ids=["friday", "two-months"])
-def test_the_raw_path_agrees_with_the_rollups(site, prop, period):
+def test_the_raw_path_agrees_with_the_rollups(scripted_site, prop, period):
     metrics = selectors.PROPERTIES[prop].metrics
-    rollups = selectors.breakdown(site, period, prop, metrics)
+    rollups = selectors.breakdown(scripted_site, period, prop, metrics)
     assert rollups
-    assert selectors.breakdown(site, period, prop, metrics, MATCH_ALL) == rollups
+    assert selectors.breakdown(scripted_site, period, prop, metrics, MATCH_ALL) == rollups
 
 
-def test_filtered_breakdowns(site):
+def test_filtered_breakdowns(scripted_site):
     rows = selectors.breakdown(
-        site,
+        scripted_site,
         day(FRIDAY),
         "event:page",
         ("visitors", "pageviews", "bounce_rate", "visit_duration"),
@@ -551,14 +478,14 @@ def test_filtered_breakdowns(site):
         {"page": "/", "visitors": 1, "pageviews": 1, "bounce_rate": 0, "visit_duration": 360},
         {"page": "/pricing", "visitors": 1, "pageviews": 1, "bounce_rate": 0, "visit_duration": 0},
     ]
-    browsers = selectors.breakdown(site, day(FRIDAY), "visit:browser", ("visitors", "visits"), "event:page==/")
+    browsers = selectors.breakdown(scripted_site, day(FRIDAY), "visit:browser", ("visitors", "visits"), "event:page==/")
     assert browsers == [
         {"browser": "Chrome", "visitors": 2, "visits": 2},  # A's first visit and D's
         {"browser": "Firefox", "visitors": 1, "visits": 1},
         {"browser": "Safari", "visitors": 1, "visits": 1},
     ]
     combined = selectors.breakdown(
-        site, WHOLE, "visit:country", ("visitors", "pageviews"), "visit:browser==Chrome;event:page==/"
+        scripted_site, WHOLE, "visit:country", ("visitors", "pageviews"), "visit:browser==Chrome;event:page==/"
     )
     assert combined == [
         {"country": "US", "visitors": 2, "pageviews": 3},
@@ -566,15 +493,17 @@ def test_filtered_breakdowns(site):
     ]
 
 
-def test_event_values_of_the_scripted_day(site):
+def test_event_values_of_the_scripted_day(scripted_site):
     expected = [
         {"name": "Outbound Link: Click", "visitors": 1, "events": 1, "value": 0},
         {"name": "Signup", "visitors": 1, "events": 1, "value": 1999},  # $19.99 in cents
     ]
     metrics = ("visitors", "events", selectors.VALUE)
-    assert selectors.breakdown(site, day(FRIDAY), "event:name", metrics) == expected
-    assert selectors.breakdown(site, day(FRIDAY), "event:name", metrics, MATCH_ALL) == expected
-    assert selectors.breakdown(site, day(FRIDAY), "event:name", metrics, "visit:source==Google") == expected[1:]
+    assert selectors.breakdown(scripted_site, day(FRIDAY), "event:name", metrics) == expected
+    assert selectors.breakdown(scripted_site, day(FRIDAY), "event:name", metrics, MATCH_ALL) == expected
+    assert (
+        selectors.breakdown(scripted_site, day(FRIDAY), "event:name", metrics, "visit:source==Google") == expected[1:]
+    )
 
 
 def test_event_values_sum_over_days_on_both_paths(db):
@@ -619,30 +548,30 @@ def test_event_values_sum_over_days_on_both_paths(db):
     ]
 
 
-def test_the_value_metric_is_internal(site):
+def test_the_value_metric_is_internal(scripted_site):
     name = selectors.PROPERTIES["event:name"]
     assert selectors.check_metrics("visitors,value", name, internal=True) == ("visitors", "value")
     with pytest.raises(ValueError, match="unknown metric 'value'"):
         selectors.check_metrics("visitors,value", name)  # the Stats API's check
     with pytest.raises(ValueError, match="unknown metric 'value'"):
-        selectors.breakdown(site, day(FRIDAY), "visit:browser", ("visitors", "value"))
+        selectors.breakdown(scripted_site, day(FRIDAY), "visit:browser", ("visitors", "value"))
     with pytest.raises(ValueError, match="unknown metric 'value'"):
-        selectors.aggregate(site, day(FRIDAY), ("value",))
+        selectors.aggregate(scripted_site, day(FRIDAY), ("value",))
 
 
 # -- what the queries read --------------------------------------------------------------------
 
 
-def test_unfiltered_queries_read_only_the_rollups(site):
+def test_unfiltered_queries_read_only_the_rollups(scripted_site):
     with CaptureQueriesContext(connection) as queries:
-        selectors.aggregate(site, WHOLE, ALL_METRICS)
-        selectors.aggregate_compared(site, day(FRIDAY), ALL_METRICS)
+        selectors.aggregate(scripted_site, WHOLE, ALL_METRICS)
+        selectors.aggregate_compared(scripted_site, day(FRIDAY), ALL_METRICS)
         for interval in ("date", "month"):
-            selectors.timeseries(site, WHOLE, ALL_METRICS, None, interval)
-        selectors.timeseries(site, day(FRIDAY), ALL_METRICS, None, "hour")
+            selectors.timeseries(scripted_site, WHOLE, ALL_METRICS, None, interval)
+        selectors.timeseries(scripted_site, day(FRIDAY), ALL_METRICS, None, "hour")
         for prop in selectors.PROPERTIES.values():
             if prop.name != "visit:exit_page":
-                selectors.breakdown(site, WHOLE, prop, prop.metrics)
+                selectors.breakdown(scripted_site, WHOLE, prop, prop.metrics)
     sql = [query["sql"] for query in queries.captured_queries]
     assert len(sql) >= 15
     assert not [text for text in sql if "collector_event" in text or "collector_visit" in text]
@@ -650,15 +579,15 @@ def test_unfiltered_queries_read_only_the_rollups(site):
     assert all(any(table in text for table in rollups) for text in sql)
 
 
-def test_exit_pages_read_visits_never_events(site):
+def test_exit_pages_read_visits_never_events(scripted_site):
     with CaptureQueriesContext(connection) as queries:
-        selectors.breakdown(site, WHOLE, "visit:exit_page", ALL_METRICS)
+        selectors.breakdown(scripted_site, WHOLE, "visit:exit_page", ALL_METRICS)
     assert [q for q in queries.captured_queries if "collector_event" in q["sql"]] == []
 
 
-def test_filtered_queries_read_events_of_the_period_only(site):
+def test_filtered_queries_read_events_of_the_period_only(scripted_site):
     with CaptureQueriesContext(connection) as queries:
-        selectors.aggregate(site, day(FRIDAY), ("visitors", "pageviews"), "visit:source==Google")
+        selectors.aggregate(scripted_site, day(FRIDAY), ("visitors", "pageviews"), "visit:source==Google")
     [query] = queries.captured_queries
     assert "collector_event" in query["sql"]
     assert "collector_visit" in query["sql"]
@@ -668,30 +597,30 @@ def test_filtered_queries_read_events_of_the_period_only(site):
 # -- realtime and access ----------------------------------------------------------------------
 
 
-def test_realtime_counts_distinct_visitors_of_the_last_five_minutes(site):
+def test_realtime_counts_distinct_visitors_of_the_last_five_minutes(scripted_site):
     def at(hh: int, mm: int) -> dt.datetime:
         return dt.datetime(2026, 11, 20, hh, mm, tzinfo=NY)
 
-    assert selectors.realtime_visitors(site, now=at(9, 6)) == 1  # A's three hits
-    assert selectors.realtime_visitors(site, now=at(10, 4)) == 1  # B
-    assert selectors.realtime_visitors(site, now=at(10, 7)) == 0
-    Event.objects.filter(site=site, ts__gte=at(18, 0), ts__lt=at(19, 0)).update(ts=at(9, 4))
-    assert selectors.realtime_visitors(site, now=at(9, 6)) == 2  # A and D
+    assert selectors.realtime_visitors(scripted_site, now=at(9, 6)) == 1  # A's three hits
+    assert selectors.realtime_visitors(scripted_site, now=at(10, 4)) == 1  # B
+    assert selectors.realtime_visitors(scripted_site, now=at(10, 7)) == 0
+    Event.objects.filter(site=scripted_site, ts__gte=at(18, 0), ts__lt=at(19, 0)).update(ts=at(9, 4))
+    assert selectors.realtime_visitors(scripted_site, now=at(9, 6)) == 2  # A and D
 
 
-def test_only_the_owner_can_view_a_site(site, django_user_model):
+def test_only_the_owner_can_view_a_site(scripted_site, django_user_model):
     owner, other = django_user_model.objects.create_user("owner"), django_user_model.objects.create_user("other")
-    site.owner = owner
-    site.save()
-    assert access.user_can_view(owner, site)
-    assert not access.user_can_view(other, site)
-    assert not access.user_can_view(None, site)
+    scripted_site.owner = owner
+    scripted_site.save()
+    assert access.user_can_view(owner, scripted_site)
+    assert not access.user_can_view(other, scripted_site)
+    assert not access.user_can_view(None, scripted_site)
 
 
-def test_sites_are_found_by_domain_or_public_id(site):
-    assert access.site_by_id("example.com") == site
-    assert access.site_by_id("https://www.example.com/") == site
-    assert access.site_by_id(site.public_id) == site
+def test_sites_are_found_by_domain_or_public_id(scripted_site):
+    assert access.site_by_id("example.com") == scripted_site
+    assert access.site_by_id("https://www.example.com/") == scripted_site
+    assert access.site_by_id(scripted_site.public_id) == scripted_site
     assert access.site_by_id("example.org") is None
     assert access.site_by_id("") is None
 

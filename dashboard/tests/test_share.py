@@ -11,18 +11,13 @@ from django.contrib.auth.hashers import make_password
 from django.test import Client
 from django.utils import timezone
 
-from conftest import CHROME_UA, send
 from dashboard.models import SharedLink
-from dashboard.tests import test_dashboard_page as page_tests
-from dashboard.tests.test_dashboard_page import FRIDAY, chip_texts, headline, html, panel_rows, row_link
 from sites.models import Site
+from testing import CHROME_UA, chip_texts, headline, html, panel_rows, row_link, send
 
 pytestmark = pytest.mark.django_db
 
-# The page tests' fixtures: the scripted site and its signed-in owner.
-owner = page_tests.owner
-site = page_tests.site
-
+FRIDAY = "2026-11-20"
 DAY = {"period": "day", "date": FRIDAY}
 
 
@@ -36,11 +31,11 @@ def make_link(site: Site, password: str = "") -> SharedLink:
 
 
 @pytest.fixture
-def link(site: Site) -> SharedLink:
-    return make_link(site)
+def link(owned_scripted_site: Site) -> SharedLink:
+    return make_link(owned_scripted_site)
 
 
-def test_an_active_link_shows_the_dashboard_logged_out(site, link):
+def test_an_active_link_shows_the_dashboard_logged_out(owned_scripted_site, link):
     response = Client().get(f"/share/{link.token}/", DAY)
     assert response.status_code == 200
     doc = html(response)
@@ -50,16 +45,16 @@ def test_an_active_link_shows_the_dashboard_logged_out(site, link):
     assert "Shared dashboard · read-only" in doc.one("header", "topbar").text()
 
 
-def test_a_shared_dashboard_shows_nothing_of_the_owner_nor_settings(site, link):
+def test_a_shared_dashboard_shows_nothing_of_the_owner_nor_settings(owned_scripted_site, link):
     body = Client().get(f"/share/{link.token}/", DAY).content.decode()
     assert "owner@example.com" not in body
     assert ">owner<" not in body
     assert "Site settings" not in body
     assert "Log out" not in body
-    assert f"/sites/{site.public_id}/" not in body  # every link stays under the share URL
+    assert f"/sites/{owned_scripted_site.public_id}/" not in body  # every link stays under the share URL
 
 
-def test_filters_and_periods_stay_on_the_shared_link(site, link):
+def test_filters_and_periods_stay_on_the_shared_link(owned_scripted_site, link):
     client = Client()
     doc = html(client.get(f"/share/{link.token}/", DAY))
     href = row_link(doc, "sources", "Google")
@@ -71,8 +66,8 @@ def test_filters_and_periods_stay_on_the_shared_link(site, link):
         assert a.attrs["href"].startswith(f"/share/{link.token}/?")
 
 
-def test_a_password_protected_link_asks_for_the_password(site):
-    link = make_link(site, "open sesame")
+def test_a_password_protected_link_asks_for_the_password(owned_scripted_site):
+    link = make_link(owned_scripted_site, "open sesame")
     client = Client()
     response = client.get(f"/share/{link.token}/", DAY)
     assert response.status_code == 200
@@ -97,8 +92,8 @@ def test_a_password_protected_link_asks_for_the_password(site):
     assert not html(Client().get(f"/share/{link.token}/", DAY)).all("a", "metric")
 
 
-def test_changing_the_password_locks_unlocked_sessions(site):
-    link = make_link(site, "first")
+def test_changing_the_password_locks_unlocked_sessions(owned_scripted_site):
+    link = make_link(owned_scripted_site, "first")
     client = Client()
     client.post(f"/share/{link.token}/", {"password": "first"})
     assert html(client.get(f"/share/{link.token}/", DAY)).all("a", "metric")
@@ -107,18 +102,18 @@ def test_changing_the_password_locks_unlocked_sessions(site):
     assert not html(client.get(f"/share/{link.token}/", DAY)).all("a", "metric")
 
 
-def test_password_guessing_is_rate_limited(site, settings):
+def test_password_guessing_is_rate_limited(owned_scripted_site, settings):
     settings.LOGIN_RATE = "3/m"
-    link = make_link(site, "right")
+    link = make_link(owned_scripted_site, "right")
     client = Client()
     statuses = [client.post(f"/share/{link.token}/", {"password": f"guess {n}"}).status_code for n in range(4)]
     assert statuses == [403, 403, 403, 429]
 
 
-def test_password_guessing_from_one_address_does_not_lock_out_others(site, settings, frozen_clock):
+def test_password_guessing_from_one_address_does_not_lock_out_others(owned_scripted_site, settings, frozen_clock):
     settings.LOGIN_RATE = "3/m"
-    link = make_link(site, "right")
-    other_link = make_link(site, "other")
+    link = make_link(owned_scripted_site, "right")
+    other_link = make_link(owned_scripted_site, "other")
     guesser = Client(REMOTE_ADDR="203.0.113.66")
     statuses = [guesser.post(f"/share/{link.token}/", {"password": f"guess {n}"}).status_code for n in range(4)]
     assert statuses == [403, 403, 403, 429]
@@ -130,7 +125,7 @@ def test_password_guessing_from_one_address_does_not_lock_out_others(site, setti
     assert guesser.post(f"/share/{other_link.token}/", {"password": "guess"}).status_code == 403
 
 
-def test_filtered_views_and_exports_are_rate_limited_per_address(site, link, settings, frozen_clock):
+def test_filtered_views_and_exports_are_rate_limited_per_address(owned_scripted_site, link, settings, frozen_clock):
     settings.SHARE_RATE = "3/m"
     client = Client(REMOTE_ADDR="203.0.113.77")
     base = f"/share/{link.token}/"
@@ -156,7 +151,7 @@ def test_filtered_views_and_exports_are_rate_limited_per_address(site, link, set
     assert client.get(base, filtered).status_code == 200
 
 
-def test_the_rate_limit_defaults_to_60_a_minute(site, link, settings, frozen_clock):
+def test_the_rate_limit_defaults_to_60_a_minute(owned_scripted_site, link, settings, frozen_clock):
     if hasattr(settings, "SHARE_RATE"):
         del settings.SHARE_RATE
     client = Client(REMOTE_ADDR="203.0.113.78")
@@ -167,7 +162,7 @@ def test_the_rate_limit_defaults_to_60_a_minute(site, link, settings, frozen_clo
     assert statuses == [200] * 60 + [429]
 
 
-def test_a_revoked_link_is_gone(site, link):
+def test_a_revoked_link_is_gone(owned_scripted_site, link):
     link.revoked_at = timezone.now()
     link.save()
     client = Client()
@@ -184,7 +179,7 @@ def test_an_unknown_token_is_a_friendly_404(db):
     assert b"does not exist or has been revoked" in response.content
 
 
-def test_a_token_reads_only_its_own_site(site, link, django_user_model):
+def test_a_token_reads_only_its_own_site(owned_scripted_site, link, django_user_model):
     other = Site.objects.create(domain="other.example", timezone="UTC")
     send(
         Client(HTTP_USER_AGENT=CHROME_UA),
@@ -200,13 +195,16 @@ def test_a_token_reads_only_its_own_site(site, link, django_user_model):
     assert "/secret" not in body
     assert "/secret" in client.get(f"/share/{other_link.token}/", {"period": "day"}).content.decode()
     # And a share session gives no access to the owner's pages.
-    assert client.get(f"/sites/{site.public_id}/").status_code == 302
+    assert client.get(f"/sites/{owned_scripted_site.public_id}/").status_code == 302
 
 
-def test_realtime_and_export_through_a_shared_link(site, link):
+def test_realtime_and_export_through_a_shared_link(owned_scripted_site, link):
     client = Client()
     assert client.get(f"/share/{link.token}/realtime").json() == {"visitors": 0}
-    send(Client(HTTP_USER_AGENT=CHROME_UA), {"n": "pageview", "u": "https://example.com/", "sid": site.public_id})
+    send(
+        Client(HTTP_USER_AGENT=CHROME_UA),
+        {"n": "pageview", "u": "https://example.com/", "sid": owned_scripted_site.public_id},
+    )
     assert client.get(f"/share/{link.token}/realtime").json() == {"visitors": 1}
 
     response = client.get(f"/share/{link.token}/export.zip", DAY)
@@ -220,21 +218,21 @@ def test_realtime_and_export_through_a_shared_link(site, link):
     assert doc.one("p", "realtime").attrs["data-realtime-url"] == f"/share/{link.token}/realtime"
 
 
-def test_a_password_link_unlocked_exports(site):
-    link = make_link(site, "pw")
+def test_a_password_link_unlocked_exports(owned_scripted_site):
+    link = make_link(owned_scripted_site, "pw")
     client = Client()
     client.post(f"/share/{link.token}/", {"password": "pw"})
     assert client.get(f"/share/{link.token}/export.zip", DAY).status_code == 200
     assert client.get(f"/share/{link.token}/realtime").status_code == 200
 
 
-def test_bad_parameters_on_a_shared_link_are_a_400(site, link):
+def test_bad_parameters_on_a_shared_link_are_a_400(owned_scripted_site, link):
     response = Client().get(f"/share/{link.token}/", {"period": "nope"})
     assert response.status_code == 400
     assert "Unknown period" in html(response).one("div", "stats-error").text()
 
 
-def test_odd_parameters_on_a_shared_link_are_a_400_page_never_a_crash(site, link):
+def test_odd_parameters_on_a_shared_link_are_a_400_page_never_a_crash(owned_scripted_site, link):
     client = Client(raise_request_exception=False)
     too_many = "&".join(f"x{i}=1" for i in range(1500))
     pages = {f"/share/{link.token}/": "This view cannot be shown.", f"/share/{link.token}/export.zip": "Cannot export"}

@@ -6,7 +6,6 @@ Screenshots go to artifacts/."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +13,10 @@ from django.core import mail
 
 from dashboard.models import ApiKey
 from sites.models import Site
+from testing import ARTIFACTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PASSWORD = "Browser-test-passphrase-1"
 
 

@@ -1,4 +1,4 @@
-"""Contract tests of the Stats API (/api/v1/stats/), on the traffic of test_selectors."""
+"""Contract tests of the Stats API (/api/v1/stats/), on the traffic of testing.replay."""
 
 from __future__ import annotations
 
@@ -14,32 +14,14 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from conftest import CHROME_UA, send
 from dashboard.api_keys import apikey_create, apikey_revoke
 from dashboard.models import ApiKey
-from dashboard.tests.test_selectors import replay
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 
 FRIDAY = "2026-11-20"
-
-
-@pytest.fixture
-def owner(db: Any) -> Any:
-    return get_user_model().objects.create_user("owner", password="owner-password")
-
-
-@pytest.fixture
-def site(owner: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Site:
-    site = Site.objects.create(domain="example.com", timezone="America/New_York", owner=owner)
-    replay(site, monkeypatch, settings)
-    return site
-
-
-@pytest.fixture
-def key(owner: Any) -> str:
-    return apikey_create(user=owner, name="tests")[1]
 
 
 def get(endpoint: str, key: str | None = None, client: Client | None = None, **params: Any) -> Any:
@@ -56,7 +38,7 @@ def results(response: Any) -> Any:
 # -- answers ----------------------------------------------------------------------------------
 
 
-def test_realtime_visitors_is_a_bare_integer(site, key, monkeypatch):
+def test_realtime_visitors_is_a_bare_integer(owned_scripted_site, key, monkeypatch):
     assert get("realtime/visitors", key, site_id="example.com").content == b"0"
     monkeypatch.setattr("collector.views.now_ms", lambda: int(time.time() * 1000))
     for ip in ("203.0.113.1", "203.0.113.2"):
@@ -66,7 +48,7 @@ def test_realtime_visitors_is_a_bare_integer(site, key, monkeypatch):
     assert (response.status_code, response.content, response.json()) == (200, b"2", 2)
 
 
-def test_aggregate(site, key):
+def test_aggregate(owned_scripted_site, key):
     response = get(
         "aggregate",
         key,
@@ -86,12 +68,12 @@ def test_aggregate(site, key):
     }
 
 
-def test_aggregate_defaults_to_visitors_over_30_days(site, key):
+def test_aggregate_defaults_to_visitors_over_30_days(owned_scripted_site, key):
     # October 23rd to November 21st: every visitor of the dataset
     assert results(get("aggregate", key, site_id="example.com", date="2026-11-21")) == {"visitors": {"value": 9}}
 
 
-def test_aggregate_compared_with_the_previous_period(site, key):
+def test_aggregate_compared_with_the_previous_period(owned_scripted_site, key):
     response = get(
         "aggregate",
         key,
@@ -110,9 +92,9 @@ def test_aggregate_compared_with_the_previous_period(site, key):
     assert b'"change":null' in response.content
 
 
-def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(site, key, monkeypatch):
+def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(owned_scripted_site, key, monkeypatch):
     # The site's clock at Friday 09:30: today (Friday) until 09:59 against Thursday until 09:59.
-    friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=site.tz)
+    friday = dt.datetime(2026, 11, 20, 9, 30, tzinfo=owned_scripted_site.tz)
     monkeypatch.setattr("dashboard.selectors.periods.local_now", lambda tz: friday.astimezone(tz))
     metrics = "visitors,pageviews,bounce_rate"
     response = get("aggregate", key, site_id="example.com", period="day", metrics=metrics, compare="previous_period")
@@ -129,7 +111,7 @@ def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(sit
     assert results(response) == {"visitors": {"value": 4, "change": 100}}
 
 
-def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup_sorted_by_exits(site, key):
+def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup_sorted_by_exits(owned_scripted_site, key):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -146,7 +128,7 @@ def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup_sorted_by_exits(
     assert not [q for q in queries.captured_queries if "collector_visit" in q["sql"] or "collector_event" in q["sql"]]
 
 
-def test_aggregate_with_filters(site, key):
+def test_aggregate_with_filters(owned_scripted_site, key):
     response = get(
         "aggregate",
         key,
@@ -164,14 +146,14 @@ def test_aggregate_with_filters(site, key):
     }
 
 
-def test_timeseries_of_a_day_is_hourly(site, key):
+def test_timeseries_of_a_day_is_hourly(owned_scripted_site, key):
     rows = results(get("timeseries", key, site_id="example.com", period="day", date=FRIDAY, metrics="visitors,pageviews"))  # fmt: skip
     assert len(rows) == 24
     assert rows[0] == {"date": "2026-11-20 00:00:00", "visitors": 0, "pageviews": 0}
     assert rows[9] == {"date": "2026-11-20 09:00:00", "visitors": 1, "pageviews": 2}
 
 
-def test_timeseries_by_date_and_month(site, key):
+def test_timeseries_by_date_and_month(owned_scripted_site, key):
     rows = results(get("timeseries", key, site_id="example.com", period="7d", date="2026-11-21"))
     assert rows == [
         {"date": "2026-11-15", "visitors": 0},
@@ -202,7 +184,7 @@ def test_timeseries_by_date_and_month(site, key):
     assert filtered[-1] == {"date": "2026-11-01", "visitors": 5, "visits": 6}
 
 
-def test_breakdown(site, key):
+def test_breakdown(owned_scripted_site, key):
     response = get(
         "breakdown",
         key,
@@ -220,7 +202,7 @@ def test_breakdown(site, key):
     ]
 
 
-def test_breakdown_pages_through_results(site, key):
+def test_breakdown_pages_through_results(owned_scripted_site, key):
     def page(number: int) -> list[str]:
         response = get("breakdown", key, site_id="example.com", period="day", date=FRIDAY, property="event:page", limit=3, page=number)  # fmt: skip
         return [row["page"] for row in results(response)]
@@ -245,12 +227,12 @@ def test_breakdown_pages_through_results(site, key):
         ("visit:country", {"country": "US", "visitors": 2}),
     ],
 )
-def test_breakdown_keys_results_by_the_propertys_short_name(site, key, prop, first):
+def test_breakdown_keys_results_by_the_propertys_short_name(owned_scripted_site, key, prop, first):
     rows = results(get("breakdown", key, site_id="example.com", period="day", date=FRIDAY, property=prop))
     assert rows[0] == first
 
 
-def test_breakdown_with_a_filter(site, key):
+def test_breakdown_with_a_filter(owned_scripted_site, key):
     response = get(
         "breakdown",
         key,
@@ -268,13 +250,13 @@ def test_breakdown_with_a_filter(site, key):
     ]
 
 
-def test_site_id_is_the_domain_or_the_public_id(site, key):
+def test_site_id_is_the_domain_or_the_public_id(owned_scripted_site, key):
     by_domain = get("aggregate", key, site_id="example.com", period="day", date=FRIDAY)
-    by_id = get("aggregate", key, site_id=site.public_id, period="day", date=FRIDAY)
+    by_id = get("aggregate", key, site_id=owned_scripted_site.public_id, period="day", date=FRIDAY)
     assert results(by_domain) == results(by_id) == {"visitors": {"value": 4}}
 
 
-def test_a_signed_in_owner_needs_no_key(site):
+def test_a_signed_in_owner_needs_no_key(owned_scripted_site):
     client = Client()
     assert get("aggregate", client=client, site_id="example.com").status_code == 401
     client.login(username="owner", password="owner-password")
@@ -283,7 +265,7 @@ def test_a_signed_in_owner_needs_no_key(site):
     }
 
 
-def test_the_answer_is_json_whatever_the_client_accepts(site, key):
+def test_the_answer_is_json_whatever_the_client_accepts(owned_scripted_site, key):
     response = Client().get(
         "/api/v1/stats/aggregate",
         {"site_id": "example.com", "period": "day", "date": FRIDAY},
@@ -319,7 +301,7 @@ def test_the_answer_is_json_whatever_the_client_accepts(site, key):
         ("breakdown", {"property": "event:page", "page": "9" * 30}, "page must be at most 100000"),
     ],
 )
-def test_bad_parameters_are_400_with_an_error(site, key, endpoint, params, message):
+def test_bad_parameters_are_400_with_an_error(owned_scripted_site, key, endpoint, params, message):
     if endpoint != "aggregate" or params:
         params = {"site_id": "example.com", **params}
     response = get(endpoint, key, **params)
@@ -328,7 +310,7 @@ def test_bad_parameters_are_400_with_an_error(site, key, endpoint, params, messa
     assert message in response.json()["error"]
 
 
-def test_no_key_or_a_bad_key_is_401(site, key, owner):
+def test_no_key_or_a_bad_key_is_401(owned_scripted_site, key, owner):
     revoked_row, revoked = apikey_create(user=owner, name="old")
     apikey_revoke(key=revoked_row)
     cases = {
@@ -347,7 +329,7 @@ def test_no_key_or_a_bad_key_is_401(site, key, owner):
     assert get("aggregate", key, site_id="example.com").status_code == 401
 
 
-def test_unknown_and_other_peoples_sites_are_404_alike(site, key):
+def test_unknown_and_other_peoples_sites_are_404_alike(owned_scripted_site, key):
     get_user_model().objects.create_user("stranger")
     Site.objects.create(domain="theirs.example", owner=get_user_model().objects.get(username="stranger"))
     Site.objects.create(domain="nobodys.example")
@@ -357,13 +339,13 @@ def test_unknown_and_other_peoples_sites_are_404_alike(site, key):
             assert (response.status_code, response.json()) == (404, {"error": f"site {site_id!r} not found"})
 
 
-def test_another_users_key_cannot_read_my_site(site):
+def test_another_users_key_cannot_read_my_site(owned_scripted_site):
     stranger = get_user_model().objects.create_user("stranger")
     _, their_key = apikey_create(user=stranger, name="theirs")
     assert get("aggregate", their_key, site_id="example.com").status_code == 404
 
 
-def test_only_get_is_allowed(site, key):
+def test_only_get_is_allowed(owned_scripted_site, key):
     response = Client().post("/api/v1/stats/aggregate?site_id=example.com", HTTP_AUTHORIZATION=f"Bearer {key}")
     assert (response.status_code, set(response.json())) == (405, {"error"})
 
@@ -377,7 +359,7 @@ def rate_limited(response: Any) -> bool:
 
 
 def test_a_user_has_one_rate_limit_for_all_their_keys_and_their_session(
-    site, key, owner, settings, redis_cache, frozen_clock
+    owned_scripted_site, key, owner, settings, redis_cache, frozen_clock
 ):
     settings.API_RATE = "3/m"
     _, second_key = apikey_create(user=owner, name="second")
@@ -391,7 +373,7 @@ def test_a_user_has_one_rate_limit_for_all_their_keys_and_their_session(
         assert rate_limited(get("realtime/visitors", site_id="example.com", **credentials))
 
 
-def test_the_rate_limit_of_one_user_leaves_others_alone(site, key, settings, redis_cache, frozen_clock):
+def test_the_rate_limit_of_one_user_leaves_others_alone(owned_scripted_site, key, settings, redis_cache, frozen_clock):
     settings.API_RATE = "2/m"
     stranger = get_user_model().objects.create_user("stranger")
     Site.objects.create(domain="theirs.example", owner=stranger)
@@ -416,7 +398,7 @@ def test_a_key_is_stored_as_a_hash_and_shown_once(owner):
     assert apikey_create(user=owner, name="ci")[1] != plaintext
 
 
-def test_last_used_is_written_at_most_once_a_minute(site, key):
+def test_last_used_is_written_at_most_once_a_minute(owned_scripted_site, key):
     row = ApiKey.objects.get(name="tests")
     assert row.last_used_at is None
     get("aggregate", key, site_id="example.com")
@@ -432,7 +414,7 @@ def test_last_used_is_written_at_most_once_a_minute(site, key):
     assert row.last_used_at > first
 
 
-def test_createapikey_prints_a_working_key(site, capsys):
+def test_createapikey_prints_a_working_key(owned_scripted_site, capsys):
     call_command("createapikey", "owner", "--name", "laptop")
     plaintext = capsys.readouterr().out.strip()
     assert ApiKey.objects.get(name="laptop").prefix == plaintext[:8]

@@ -15,8 +15,8 @@ import pytest
 from moto import mock_aws
 
 from fathom import deploy_hooks
+from testing import REGION
 
-REGION = "us-east-1"
 SETTINGS = Path(__file__).resolve().parents[2] / "zappa_settings.json"
 
 

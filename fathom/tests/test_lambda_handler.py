@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from collector.models import Event
-from conftest import CHROME_UA
 from fathom.lambda_handler import handler
+from testing import CHROME_UA
 
 EVENTS = Path(__file__).parent / "events"
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from collector.models import Salt
 from fathom import lambda_commands
 from fathom.lambda_handler import handler
 from security.models import Ban
-from security.tests.test_waf import aws_env, in_set, ip_sets, make_ban, wafv2  # noqa: F401 (fixtures)
+from testing import in_set, make_ban
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,7 +44,7 @@ def test_rotate_salts_creates_todays_salt():
     assert list(Salt.objects.values_list("day", flat=True)) == [timezone.now().astimezone(dt.UTC).date()]
 
 
-def test_sync_waf_puts_the_bans_in_the_ip_sets(wafv2, ip_sets):  # noqa: F811
+def test_sync_waf_puts_the_bans_in_the_ip_sets(wafv2, ip_sets):
     make_ban("198.51.100.7")
     assert handler(recorded("scheduled_sync_waf.json"), None) == {
         "command": "sync_waf",
@@ -54,7 +54,7 @@ def test_sync_waf_puts_the_bans_in_the_ip_sets(wafv2, ip_sets):  # noqa: F811
     assert in_set(wafv2, ip_sets[4]) == {"198.51.100.7/32"}
 
 
-def test_a_failing_command_raises_so_the_invocation_counts_as_an_error(wafv2, ip_sets, settings):  # noqa: F811
+def test_a_failing_command_raises_so_the_invocation_counts_as_an_error(wafv2, ip_sets, settings):
     settings.WAF_IPSET_V4_ARN = ip_sets[4].rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
     make_ban("198.51.100.7")
     with pytest.raises(lambda_commands.CommandFailed) as failed:

@@ -22,14 +22,13 @@ from django.utils import timezone
 from moto import mock_aws
 
 from collector.models import Event, HourlyTotal, Visit
-from conftest import reset_celery_connections, send
 from fathom import lambda_sqs
 from fathom.celery import app
 from fathom.lambda_handler import handler
+from testing import REGION, reset_celery_connections, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REGION = "us-east-1"
 EVENTS = Path(__file__).parent / "events"
 ROOT = Path(__file__).resolve().parents[2]
 CALLS: dict[str, int] = {}

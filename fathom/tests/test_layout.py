@@ -155,9 +155,18 @@ def top(module: str) -> str:
     return module.split(".")[0]
 
 
+TEST_SUPPORT = "testing"  # the helpers every app's tests share (testing.py, not in the Lambda zips)
+
+
 def is_test_or_migration(module: str) -> bool:
     parts = module.split(".")
-    return "tests" in parts or "migrations" in parts or parts[-1] == "conftest"
+    return "tests" in parts or "migrations" in parts or parts[-1] == "conftest" or module == TEST_SUPPORT
+
+
+def is_test_module_or_conftest(module: str) -> bool:
+    """What pytest loads by itself: a test module (test_*.py) or a conftest.py."""
+    last = module.split(".")[-1]
+    return last.startswith("test_") or last == "conftest"
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -310,3 +319,19 @@ def test_imports_inside_functions_say_why():
                         unexplained.append(f"{name}:{run[0].lineno}")
                     run = []
     assert unexplained == []
+
+
+def test_no_module_imports_a_test_module_or_a_conftest():
+    """Tests share helpers through testing.py and fixtures through conftest.py files, which pytest
+    finds by itself. A test module imported by another couples the two (its fixtures re-bound or
+    shadowed there, a change to one test file changing another's tests), and `from conftest import`
+    only works for the root conftest, because pytest puts the rootdir on sys.path."""
+    modules = project_modules()
+    assert {"conftest", TEST_SUPPORT} <= set(modules)  # what the check below must see
+    assert sum(is_test_module_or_conftest(name) for name in modules) > 10
+    wrong = {
+        f"{found.source}:{found.line} imports {found.target}"
+        for found in all_imports()
+        if is_test_module_or_conftest(found.target)
+    }
+    assert sorted(wrong) == []

@@ -38,14 +38,13 @@ from typing import Any
 
 import pytest
 
-from conftest import require_service
+from testing import REGION, require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = Path(__file__).resolve().parent / "events"
 BUILD = ROOT / "build"
 STAGES = ("production", "production_worker", "production_commands")
 STAMP = BUILD / "package-inputs.sha256"
-REGION = "us-east-1"
 LAMBDA_LIMIT = 262_144_000  # 250 MB unzipped
 AL2_GLIBC = (2, 26)  # the python3.11 runtime is Amazon Linux 2...
 AL2_GLIBCXX = (3, 4, 24)  # ...with GCC 7's libstdc++
@@ -565,6 +564,7 @@ def test_the_zips_hold_the_runtime_only_and_fit_lambda(package_zips, unzipped):
             if n.startswith((".venv/", "MySQLdb/", "_pytest/", "pytest/", "moto/", "playwright/", "ruff", "zappa/"))
             or n.startswith(("bench/", "docs/", "artifacts/", "build/", ".ci/", "scripts/", "bin/", "pycurl"))
             or "/tests/" in n
+            or n == "testing.py"
             or n.endswith((".pyc", "conftest.py", "db.sqlite3", "zappa_settings.json"))
         ]
         assert not forbidden, forbidden[:10]

@@ -218,8 +218,8 @@ def test_readyz_checks_database_cache_and_broker(client):
 
 @pytest.mark.django_db
 def test_readyz_reports_an_unreachable_broker(client, settings):
-    from conftest import reset_celery_connections
     from fathom.celery import app
+    from testing import reset_celery_connections
 
     old = app.conf.broker_url
     app.conf.broker_url = "redis://127.0.0.1:1/0"

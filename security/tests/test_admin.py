@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network
+from testing import flashes
 
 BAN_LIST = "/admin/security/ban/"
 FLAG_LIST = "/admin/security/flaggedip/"
@@ -33,10 +34,6 @@ def make_flag(ip: str, score: int = 10) -> FlaggedIP:
     return FlaggedIP.objects.create(
         ip=ip, score=score, reasons={"rate": 3}, expires_at=timezone.now() + dt.timedelta(days=7)
     )
-
-
-def flashes(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
 
 
 def act(client: Client, url: str, action: str, pks: list[Any]) -> Any:

@@ -19,12 +19,12 @@ from django.utils import timezone
 
 from collector.ingest import ingest_batch
 from collector.models import Event
-from conftest import CHROME_UA, send
 from dashboard.api_keys import apikey_create
 from security.bans import BanSnapshot, bump_version
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network, expire_bans, unban_network
 from sites.models import Site
+from testing import CHROME_UA, flashes, send
 
 pytestmark = pytest.mark.django_db
 
@@ -257,18 +257,6 @@ def test_the_worker_drops_queued_hits_of_both_scopes(site, monkeypatch, django_c
 
 
 # -- the security dashboard and the admin -----------------------------------------------------
-
-
-@pytest.fixture
-def staff_client(db: Any) -> Client:
-    staff = get_user_model().objects.create_user("ops", "ops@example.com", "pw-ops-123456", is_staff=True)
-    client = Client()
-    client.force_login(staff)
-    return client
-
-
-def flashes(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
 
 
 def test_the_dashboard_bans_from_the_collector_and_shows_each_scope(staff_client):

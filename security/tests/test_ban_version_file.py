@@ -18,10 +18,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from conftest import CHROME_UA
 from security import bans
 from security.models import Ban
 from security.services import ban_network
+from testing import CHROME_UA
 
 ROOT = Path(django_settings.BASE_DIR)
 IP = "203.0.113.7"

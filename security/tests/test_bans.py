@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from collector.ingest import ingest_batch
 from collector.models import Event
-from conftest import CHROME_UA, send
 from security.bans import BanSnapshot, forget_snapshot
 from security.models import Ban, BanAudit, FlaggedIP, normalize_network
 from security.services import ban_network, expire_bans, parse_duration, unban_network
+from testing import CHROME_UA, send
 
 pytestmark = pytest.mark.django_db
 

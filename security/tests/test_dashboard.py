@@ -14,20 +14,9 @@ from django.utils import timezone
 from security import metrics
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network
+from testing import flashes
 
 URL = "/security/"
-
-
-@pytest.fixture
-def staff(db: Any) -> Any:
-    return get_user_model().objects.create_user("ops", "ops@example.com", "pw-ops-123456", is_staff=True)
-
-
-@pytest.fixture
-def staff_client(staff: Any) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def make_flag(ip: str, score: int = 10, status: str = "open", **fields: Any) -> FlaggedIP:
@@ -47,10 +36,6 @@ def make_flag(ip: str, score: int = 10, status: str = "open", **fields: Any) -> 
 
 def page_ips(response: Any) -> list[str]:
     return [row["flag"].ip for row in response.context["flagged_rows"]]
-
-
-def flashes(response: Any) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
 
 
 # -- access --------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -19,10 +18,10 @@ from django.utils import timezone
 from security import metrics
 from security.models import Ban, BanAudit, FlaggedIP
 from security.services import ban_network
+from testing import ARTIFACTS
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SCREENSHOT = ARTIFACTS / "security_dashboard.png"
 TIMEOUT_MS = 10_000
 PASSWORD = "pw-browser-staff-123"

@@ -13,9 +13,9 @@ from django.test import Client
 from django.utils import timezone
 
 from collector.models import Event
-from conftest import CHROME_UA, send
 from security.models import Ban, FlaggedIP
 from sites.models import Site
+from testing import CHROME_UA, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_cache")]
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from collector.models import Event
-from conftest import CHROME_UA, send
+from testing import CHROME_UA, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_cache", "frozen_clock")]
 

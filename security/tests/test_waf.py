@@ -5,65 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
-from moto import mock_aws
 
 from security import waf
 from security.models import Ban
 from security.services import ban_network, unban_network
+from testing import in_set, make_ban
 
-REGION = "us-east-1"
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_WAFV2"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def wafv2(aws_env: None, settings: Any) -> Iterator[Any]:
-    settings.AWS_REGION = REGION
-    settings.WAF_SCOPE = "REGIONAL"
-    with mock_aws():
-        yield boto3.client("wafv2", region_name=REGION)
-
-
-@pytest.fixture
-def ip_sets(wafv2: Any, settings: Any) -> dict[int, str]:
-    """Two real (moto) IP sets, wired into the settings. Returns {4: arn, 6: arn}."""
-    arns = {}
-    for version in (4, 6):
-        created = wafv2.create_ip_set(
-            Name=f"fathom-bans-v{version}",
-            Scope="REGIONAL",
-            IPAddressVersion=f"IPV{version}",
-            Addresses=[],
-            Description="managed by fathom: do not edit",
-        )
-        arns[version] = created["Summary"]["ARN"]
-    settings.WAF_IPSET_V4_ARN = arns[4]
-    settings.WAF_IPSET_V6_ARN = arns[6]
-    settings.WAF_COLLECTOR_IPSET_V4_ARN = settings.WAF_COLLECTOR_IPSET_V6_ARN = ""  # the optional pair: off
-    settings.WAF_MAX_ADDRESSES = 10_000
-    return arns
-
-
-def in_set(client: Any, arn: str) -> set[str]:
-    ref = waf.parse_ipset_arn(arn)
-    return set(client.get_ip_set(Name=ref.name, Scope=ref.scope, Id=ref.id)["IPSet"]["Addresses"])
 
 
 def lock_error(operation: str = "UpdateIPSet") -> ClientError:
@@ -100,16 +55,6 @@ class Spy:
 class Sleeps(list):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
-
-
-def make_ban(network: str, *, minutes_ago: int = 0, expires_in: dt.timedelta | None = None, scope: str = "all") -> Ban:
-    now = timezone.now()
-    return Ban.objects.create(
-        network=network,
-        created_at=now - dt.timedelta(minutes=minutes_ago),
-        expires_at=now + expires_in if expires_in is not None else None,
-        scope=scope,
-    )
 
 
 # --- 1. not configured ------------------------------------------------------------------------
