@@ -3,6 +3,8 @@
 Per batch: one SELECT for hit ids already written (a redelivered message counts once), one
 SELECT ... FOR UPDATE of the visitors' visits, one bulk INSERT of events, one upsert of the
 visits, and one additive upsert per rollup table covering every distinct key of the batch.
+Every event row carries its visit's attributes (EVENT_VISIT_FIELDS, and the visit's browser,
+OS, device and country), so a filtered read needs no lookup of the visits.
 
 The queue is not trusted (messages of an older release, another producer, a bug): every hit is
 checked again against the message contract of collector.services.build_messages, and one that
