@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connection
@@ -165,7 +165,7 @@ def _event_panels(site: Site, period: Period, filters: list[Filter]) -> dict[str
     # value -> [visitors {(day, visitor)}, visits {(day, visit key)}, events, value sum]
     pages: dict[str, list[Any]] = {}
     names: dict[str, list[Any]] = {}
-    for count, (bucket, name, path, visitor, visit_key, value) in enumerate(rows.iterator(chunk_size=5000), 1):
+    for count, (bucket, name, path, visitor, visit_key, value) in enumerate(_raw_rows(rows), 1):
         if count > EVENT_PANEL_ROWS:
             memo[key] = None
             return None
@@ -189,6 +189,17 @@ def _event_panels(site: Site, period: Period, filters: list[Filter]) -> dict[str
     }
     memo[key] = panels
     return panels
+
+
+def _raw_rows(rows: QuerySet, chunk: int = 5000) -> Iterator[tuple]:
+    """The statement's rows as the database driver returns them, in chunks: no per-row work of
+    the ORM (its converters), which took ~20% of reading 10-30k rows. The callers only compare
+    and add the values (a day may come as a date or as text, depending on the database)."""
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(chunk):
+            yield from batch
 
 
 def _visit_panels(site: Site, period: Period, filters: list[Filter]) -> dict[str, list[BreakdownRow]] | None:
@@ -218,7 +229,7 @@ def _visit_panels(site: Site, period: Period, filters: list[Filter]) -> dict[str
     )[: VISIT_PANEL_ROWS + 1]
     sums: list[dict[str, list[int]]] = [{} for _ in VISIT_PROPERTIES]
     pair, seen = None, 0
-    for count, (day, visitor, bounced, seconds, pageviews, events, *values) in enumerate(rows.iterator(5000), 1):
+    for count, (day, visitor, bounced, seconds, pageviews, events, *values) in enumerate(_raw_rows(rows), 1):
         if count > VISIT_PANEL_ROWS:
             memo[key] = None
             return None
