@@ -40,6 +40,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from analytics import store as analytics_store
+from collector import ingest_clickhouse
 from collector.message_check import hit_label, problem_of
 from collector.models import (
     BREAKDOWN_COLUMNS,
@@ -385,16 +387,24 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
     unique = {hit["id"]: hit for hit in valid}
     result.duplicates += len(valid) - len(unique)
     if unique:
-        _write_apart(sorted(unique.values(), key=lambda hit: hit["ts"]), result, whole=True)
+        write = _write_clickhouse if analytics_store.kind() == analytics_store.CLICKHOUSE else _write
+        _write_apart(sorted(unique.values(), key=lambda hit: hit["ts"]), result, whole=True, write=write)
     return result
 
 
-def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: bool) -> None:
+def _write_clickhouse(hits: list[dict[str, Any]]) -> IngestResult:
+    """The ClickHouse store's writer (collector/ingest_clickhouse.py): no row in the Django database."""
+    written, duplicates, dropped = ingest_clickhouse.write(hits)
+    return IngestResult(written=written, duplicates=duplicates, dropped=dropped)
+
+
+def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: bool, write: Any = None) -> None:
     """Write hits (sorted by ts) in one transaction; if that fails because of the data, write
     each half in its own transaction, recursively, and drop a single hit that fails alone.
     Earlier halves commit first, so visits are continued in time order as in one batch."""
+    write = write or _write
     try:
-        written = _write(hits)
+        written = write(hits)
     except Exception as exc:
         if not about_the_data(exc):
             raise
@@ -410,8 +420,8 @@ def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: boo
                 describe(exc),
             )
         half = len(hits) // 2
-        _write_apart(hits[:half], result, whole=False)
-        _write_apart(hits[half:], result, whole=False)
+        _write_apart(hits[:half], result, whole=False, write=write)
+        _write_apart(hits[half:], result, whole=False, write=write)
         return
     result.add(written)
 
