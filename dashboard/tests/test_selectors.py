@@ -251,6 +251,10 @@ def test_aggregate_of_an_empty_period_is_zeros(scripted_site):
         ("event:name==Signup", (1, 1, 0, 0.0, 0, 360, 1)),
         ("visit:utm_campaign==fall;visit:device==Mobile", (1, 1, 1, 1.0, 100, 1200, 1)),
         ("visit:browser==Opera", (0, 0, 0, 0.0, 0, 0, 0)),
+        # A's first visit left on /pricing (after the Signup): its pageviews of / and /pricing.
+        ("visit:exit_page==/pricing", (1, 1, 2, 2.0, 0, 360, 1)),
+        ("visit:exit_page==/pricing;visit:source==Google", (1, 1, 2, 2.0, 0, 360, 1)),
+        ("visit:exit_page==/pricing;visit:source!=Google", (0, 0, 0, 0.0, 0, 0, 0)),
         (MATCH_ALL, (4, 5, 7, 1.4, 40, 672, 2)),  # the raw path agrees with the rollups
     ],
 )
@@ -264,6 +268,11 @@ def test_filters_count_each_visit_on_the_day_it_started(scripted_site):
         scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews"), "visit:source==Twitter"
     )
     assert saturday == {"visitors": 1, "visits": 0, "pageviews": 1}
+    # The same through the exit page (on Visit only) and the entry page (on the events as well).
+    for filters in ("visit:exit_page==/docs", "visit:entry_page==/", "visit:exit_page==/docs;visit:entry_page==/"):
+        assert (
+            selectors.aggregate(scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews"), filters) == saturday
+        )
     assert selectors.aggregate(scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews")) == saturday
 
 
@@ -585,8 +594,17 @@ def test_filtered_queries_read_events_of_the_period_only(scripted_site):
         selectors.aggregate(scripted_site, day(FRIDAY), ("visitors", "pageviews"), "visit:source==Google")
     [query] = queries.captured_queries
     assert "collector_event" in query["sql"]
-    assert "collector_visit" in query["sql"]
+    # A visit filter reads the visit's attributes each event carries: no lookup of the visits.
+    assert "collector_visit" not in query["sql"]
     assert "collector_hourlytotal" not in query["sql"]
+
+
+def test_an_exit_page_filter_looks_the_visits_up(scripted_site):
+    with CaptureQueriesContext(connection) as queries:
+        selectors.aggregate(scripted_site, day(FRIDAY), ("visitors", "pageviews"), "visit:exit_page==/pricing")
+    [query] = queries.captured_queries
+    assert "collector_event" in query["sql"]
+    assert "collector_visit" in query["sql"]  # the exit page is not known when an event is written
 
 
 # -- realtime and access ----------------------------------------------------------------------
