@@ -85,7 +85,7 @@ class _Query:
     def __init__(self, site: Site, period: Period, filters: Sequence[Filter]) -> None:
         self.params = _Params()
         self.site = self.params.add(site.pk, "UInt64")
-        self.tz = self.params.add(str(period.tz.key), "String")
+        self.tz = self.params.add(_zone_name(period.tz), "String")
         start, end = period.utc_bounds()
         self.start = self.params.add(start, "DateTime64(6, 'UTC')")
         self.end = self.params.add(end, "DateTime64(6, 'UTC')")
@@ -147,6 +147,16 @@ class _Query:
         if any(not item.prop.is_visit for item in self.filters):
             where.append(f"visit_key IN (SELECT visit_key FROM events WHERE {self.events_where(visit_filters=False)})")
         return " AND ".join(where)
+
+
+def _zone_name(tz: dt.tzinfo) -> str:
+    """The IANA name ClickHouse takes for a period's zone (a site's ZoneInfo; tests also use dt.UTC)."""
+    name = getattr(tz, "key", None)
+    if name:
+        return name
+    if tz.utcoffset(None) == dt.timedelta(0):
+        return "UTC"
+    raise ValueError(f"no IANA name for the time zone {tz!r}")
 
 
 def _needs_events(metrics: Sequence[str]) -> bool:
