@@ -599,6 +599,7 @@ def test_filtered_queries_read_events_of_the_period_only(scripted_site):
     assert "collector_hourlytotal" not in query["sql"]
 
 
+@pytest.mark.sql_store
 def test_an_exit_page_filter_looks_the_visits_up(scripted_site):
     with CaptureQueriesContext(connection) as queries:
         selectors.aggregate(scripted_site, day(FRIDAY), ("visitors", "pageviews"), "visit:exit_page==/pricing")
