@@ -682,3 +682,41 @@ def test_a_half_hour_time_zone(db):
         ]
         hours = selectors.timeseries(site, two_days, ("pageviews",), filters, "hour")
         assert [row["date"] for row in hours if row["pageviews"]] == ["2026-11-20 23:00:00", "2026-11-21 00:00:00"]
+
+
+VIEW_FILTERS = [MATCH_ALL, "visit:source==Google", "event:page==/", "visit:browser==Chrome;event:page==/"]
+
+
+def _every_panel(site: Any, period: Period, filters: str) -> dict[str, list[dict[str, Any]]]:
+    return {
+        prop: selectors.breakdown(site, period, prop, selectors.PROPERTIES[prop].metrics, filters, 10)
+        for prop in selectors.PROPERTIES
+    }
+
+
+@pytest.mark.sql_store  # the SQL store's statements (backends/raw.py)
+@pytest.mark.parametrize("filters", VIEW_FILTERS)
+@pytest.mark.parametrize("period", [day(FRIDAY), WHOLE], ids=["friday", "two-months"])
+def test_a_view_reads_the_matching_visits_and_events_once_for_every_panel(scripted_site, period, filters):
+    alone = _every_panel(scripted_site, period, filters)
+    assert any(alone.values())
+    with selectors.one_view(), CaptureQueriesContext(connection) as queries:
+        in_view = _every_panel(scripted_site, period, filters)
+    assert in_view == alone
+    # 13 panels (and the page panel's entry numbers): one read of visits, one of events.
+    assert len(queries.captured_queries) == 2
+
+
+@pytest.mark.sql_store
+@pytest.mark.parametrize("filters", VIEW_FILTERS)
+def test_a_view_with_more_rows_than_one_read_may_take_groups_each_panel_in_sql(scripted_site, filters, monkeypatch):
+    from dashboard.selectors.backends import raw
+
+    alone = _every_panel(scripted_site, WHOLE, filters)
+    monkeypatch.setattr(raw, "VISIT_PANEL_ROWS", 0)
+    monkeypatch.setattr(raw, "EVENT_PANEL_ROWS", 0)
+    with selectors.one_view(), CaptureQueriesContext(connection) as queries:
+        in_view = _every_panel(scripted_site, WHOLE, filters)
+    assert in_view == alone
+    # The two capped reads, then a statement per panel and one for the page panel's entries.
+    assert len(queries.captured_queries) == 2 + 13 + 1

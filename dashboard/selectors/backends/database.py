@@ -17,7 +17,8 @@
   durations, visit-property breakdowns) from the Visit rows started in the period, an event
   filter being one `visit_key IN (matching events)` semi-join. Reads go through hinted indexes
   (MariaDB would read (site, ts) by its site part alone), and a statement the page repeats
-  (headline and chart: the same daily buckets) is read once per view (base.one_view).
+  (headline and chart: the same daily buckets) is read once per view (base.one_view), and in
+  a view the panels come from one read of the matching visits and one of the matching events.
 - The realtime count reads raw events (the last minutes are in no rollup yet).
 """
 

@@ -13,14 +13,17 @@ Measured at 1M events (docs/benchmarks.md section 5), a filtered 30-day page wen
 about a second: range reads (FORCE INDEX, _force_index), statements answered from an index (the
 covering (site, ts, name, visitor_id, visit_key, visit_source) index; visit attributes checked in
 (site, started, ...) before a row is read), a page filter reading that page's entries of
-(site, path prefix, ts), and the page's repeated statements read once (base.one_view).
+(site, path prefix, ts), and the page's repeated statements read once (base.one_view). Inside a
+view, the eleven visit panels come from one read of the matching visits and the page and
+custom-event panels from one read of the matching events, summed in Python (_visit_panels,
+_event_panels): 18 statements a filtered page -> 6 (docs/benchmarks.md section 5).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connection
@@ -40,7 +43,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import Expression
-from django.db.models.functions import Collate, Floor
+from django.db.models.functions import Cast, Collate, Floor
 from django.db.models.sql.datastructures import BaseTable
 
 from collector.models import Event, Visit
@@ -49,7 +52,7 @@ from dashboard.selectors.arithmetic import Totals
 from dashboard.selectors.backends.base import BreakdownRow, view_memo
 from dashboard.selectors.filters import Filter
 from dashboard.selectors.periods import Period, local_midnight
-from dashboard.selectors.properties import VISIT_METRICS, Property
+from dashboard.selectors.properties import PROPERTIES, VISIT_METRICS, Property
 from sites.models import Site
 
 PAGEVIEW = "pageview"
@@ -80,18 +83,28 @@ def daily(site: Site, period: Period, metrics: Sequence[str], filters: list[Filt
 
 def breakdown(site: Site, period: Period, prop: Property, filters: list[Filter]) -> list[BreakdownRow]:
     """Every value's totals from raw rows, grouped per local day first (visitors are daily
-    uniques), in no order; values without visitors left out."""
-    by_value: dict[str, BreakdownRow] = {}
+    uniques), in no order; values without visitors left out.
+
+    A visit property inside a view (base.one_view: the dashboard page asks for eleven of them)
+    is answered from one read of the matching visits for all of them (_visit_panels)."""
     if prop.is_visit:
+        panels = _visit_panels(site, period, filters)
+        if panels is not None:
+            return panels[prop.name]
         visits = _matching_visits(site, period, filters)
         if not prop.keep_empty:
             visits = visits.exclude(**{prop.column: ""})
         rows = (
             visits.annotate(group=_binary(prop.column))
-            .values("day", "group")
+            .values_list("day", "group")
             .annotate(visitors=Count("visitor_id", distinct=True), **_VISIT_AGGREGATES)
         )
+        # (day, value, visitors, visits, bounces, duration, pageviews, events)
+        names = ("visitors", "visits", "bounces", "duration", "pageviews", "events")
     else:
+        panels = _event_panels(site, period, filters)
+        if panels is not None:
+            return panels[prop.name]
         events = _matching_events(site, period, filters)
         if prop.name == "event:page":
             events = events.filter(name=PAGEVIEW)
@@ -101,19 +114,162 @@ def breakdown(site: Site, period: Period, prop: Property, filters: list[Filter])
             counts = {"events": Count("id"), "value_cents": Sum("value")}
         rows = (
             events.annotate(day=_bucket("ts", _day_boundaries(period)), group=_binary(prop.column))
-            .values("day", "group")
+            .values_list("day", "group")
             .annotate(visitors=Count("visitor_id", distinct=True), visits=Count("visit_key", distinct=True), **counts)
         )
-    for row in rows:
-        row.pop("day")
-        value = row.pop("group")
-        by_value.setdefault(value, BreakdownRow(value=value)).totals.add(_visit_row(row) if prop.is_visit else row)
-    return [row for row in by_value.values() if row.totals.visitors > 0]
+        names = ("visitors", "visits", *counts)
+    # Summed in lists, one Totals a value at the end: a long tail (pages) is thousands of rows.
+    sums: dict[str, list[int]] = {}
+    for _day, value, *numbers in rows:
+        found = sums.get(value)
+        if found is None:
+            sums[value] = [int(n or 0) for n in numbers]
+        else:
+            for i, n in enumerate(numbers):
+                found[i] += int(n or 0)
+    return [_row(value, names, numbers) for value, numbers in sums.items() if numbers[0] > 0]
+
+
+def _row(value: str, names: Sequence[str], numbers: Sequence[int]) -> BreakdownRow:
+    return BreakdownRow(value=value, totals=Totals(**dict(zip(names, numbers, strict=True))))
+
+
+# The visit properties one read answers in a view (_visit_panels), and the most visits it reads:
+# above that, each property is one grouped statement (memory: the rows are read into Python).
+VISIT_PROPERTIES = tuple(prop for prop in PROPERTIES.values() if prop.is_visit)
+VISIT_PANEL_ROWS = 50_000
+
+
+EVENT_PANEL_ROWS = 100_000  # the most events _event_panels reads
+
+
+def _event_panels(site: Site, period: Period, filters: list[Filter]) -> dict[str, list[BreakdownRow]] | None:
+    """Inside a view, the page and the custom-event breakdowns from one read of the matching
+    events, memoized for the view; None outside a view or above EVENT_PANEL_ROWS events.
+
+    Why: grouped in SQL, the page panel groups (day, path), a column of up to 2,000 characters,
+    in a temporary table (~240 ms of a source-filtered 30-day page at 1M events, measured
+    2026-12-03), and the custom-event panel reads the same events again. Here unique visitors
+    and visits per day are sets of (day, visitor) and (day, visit key) per value."""
+    memo = view_memo()
+    if memo is None:
+        return None
+    key = ("event panels", site.pk, period, tuple(filters))
+    if key in memo:
+        return memo[key]
+    rows = (
+        _matching_events(site, period, filters)
+        .annotate(bucket=_bucket("ts", _day_boundaries(period)))
+        .values_list("bucket", "name", "path", "visitor_id", "visit_key", "value")
+    )[: EVENT_PANEL_ROWS + 1]
+    # value -> [visitors {(day, visitor)}, visits {(day, visit key)}, events, value sum]
+    pages: dict[str, list[Any]] = {}
+    names: dict[str, list[Any]] = {}
+    for count, (bucket, name, path, visitor, visit_key, value) in enumerate(_raw_rows(rows), 1):
+        if count > EVENT_PANEL_ROWS:
+            memo[key] = None
+            return None
+        by_value, label = (pages, path) if name == PAGEVIEW else (names, name)
+        found = by_value.get(label)
+        if found is None:
+            found = by_value[label] = [set(), set(), 0, 0]
+        found[0].add((bucket, visitor))
+        found[1].add((bucket, visit_key))
+        found[2] += 1
+        found[3] += value or 0
+    panels = {
+        "event:page": [
+            _row(label, ("visitors", "visits", "pageviews"), (len(v), len(k), n))
+            for label, (v, k, n, _cents) in pages.items()
+        ],
+        "event:name": [
+            _row(label, ("visitors", "visits", "events", "value_cents"), (len(v), len(k), n, cents))
+            for label, (v, k, n, cents) in names.items()
+        ],
+    }
+    memo[key] = panels
+    return panels
+
+
+def _raw_rows(rows: QuerySet, chunk: int = 5000) -> Iterator[tuple]:
+    """The statement's rows as the database driver returns them, in chunks: no per-row work of
+    the ORM (its converters), which took ~20% of reading 10-30k rows. The callers only compare
+    and add the values (a day may come as a date or as text, depending on the database)."""
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(chunk):
+            yield from batch
+
+
+def _visit_panels(site: Site, period: Period, filters: list[Filter]) -> dict[str, list[BreakdownRow]] | None:
+    """Inside a view (base.one_view), every visit property's breakdown from one read of the
+    matching visits, memoized for the view; None outside a view or above VISIT_PANEL_ROWS visits.
+
+    Why: the dashboard page shows eleven visit properties, and as eleven grouped statements each
+    read the period's matching visits again (~40-110 ms each at 1M events for 30 days, measured
+    2026-12-03, ~0.7 s of a filtered page). Read once and summed here: ~0.1 s for ~9k visits.
+    Rows come ordered by (day, visitor): a visitor's visits of a day are consecutive, so a
+    value's unique visitors per day are counted by remembering the last (day, visitor) seen for
+    it, with no set of visitors. Values group by exact string (as the rollups' value_hash),
+    where MariaDB's utf8mb4_bin would also merge values differing only by trailing spaces."""
+    memo = view_memo()
+    if memo is None:
+        return None
+    key = ("visit panels", site.pk, period, tuple(filters))  # frozen dataclasses
+    if key in memo:
+        return memo[key]
+    visits = _matching_visits(site, period, filters)
+    bounce = Case(When(pageviews__lte=1, interactive=False, then=Value(1)), default=Value(0))
+    numbers = ("day", "visitor_id", "bounce", "seconds", "pageviews", "events")
+    rows = (
+        visits.annotate(bounce=Cast(bounce, IntegerField()), seconds=Cast(_VISIT_SECONDS, BigIntegerField()))
+        .order_by("day", "visitor_id")
+        .values_list(*numbers, *(prop.column for prop in VISIT_PROPERTIES))
+    )[: VISIT_PANEL_ROWS + 1]
+    sums: list[dict[str, list[int]]] = [{} for _ in VISIT_PROPERTIES]
+    pair, seen = None, 0
+    for count, (day, visitor, bounced, seconds, pageviews, events, *values) in enumerate(_raw_rows(rows), 1):
+        if count > VISIT_PANEL_ROWS:
+            memo[key] = None
+            return None
+        if (day, visitor) != pair:
+            pair, seen = (day, visitor), seen + 1
+        for by_value, value in zip(sums, values, strict=True):
+            found = by_value.get(value)
+            if found is None:
+                found = by_value[value] = [0, 0, 0, 0, 0, 0, 0]
+            if found[6] != seen:  # a new (day, visitor) for this value
+                found[6] = seen
+                found[0] += 1
+            found[1] += 1
+            found[2] += bounced
+            found[3] += seconds
+            found[4] += pageviews
+            found[5] += events
+    names = ("visitors", "visits", "bounces", "duration", "pageviews", "events")
+    panels = {
+        prop.name: [
+            _row(value, names, numbers[:6]) for value, numbers in by_value.items() if prop.keep_empty or value != ""
+        ]
+        for prop, by_value in zip(VISIT_PROPERTIES, sums, strict=True)
+    }
+    memo[key] = panels
+    return panels
 
 
 def entries(site: Site, period: Period, filters: list[Filter], pages: Sequence[str]) -> dict[str, Totals]:
-    """Visits, bounces and duration of the matching visits that entered on each of these pages."""
+    """Visits, bounces and duration of the matching visits that entered on each of these pages.
+    In a view, from its entry-page panel (_visit_panels: the same visits, grouped the same way)."""
     found: dict[str, Totals] = defaultdict(Totals)
+    panels = _visit_panels(site, period, filters)
+    if panels is not None:
+        wanted = set(pages)
+        for row in panels["visit:entry_page"]:
+            if row.value in wanted:
+                totals = row.totals
+                found[row.value].add({"visits": totals.visits, "bounces": totals.bounces, "duration": totals.duration})
+        return found
     rows = (
         _matching_visits(site, period, filters)
         .filter(entry_path__in=pages)
@@ -148,18 +304,50 @@ def _bucket(column: str, boundaries: Sequence[dt.datetime]) -> Expression:
     (half-hour offsets, DST days of 23 or 25 hours) without time zone tables in the database.
     Rows outside [boundaries[0], boundaries[-1]) must be filtered out by the caller.
     """
+    return _Bucket(F(column), tuple(boundaries))
 
-    def build(lo: int, hi: int) -> Expression:
-        if hi - lo == 1:
-            return Value(lo)
-        mid = (lo + hi) // 2
-        return Case(
-            When(**{f"{column}__lt": boundaries[mid]}, then=build(lo, mid)),
-            default=build(mid, hi),
-            output_field=IntegerField(),
-        )
 
-    return build(0, len(boundaries) - 1)
+class _Bucket(Expression):
+    """_bucket's CASE tree written as SQL text. (Built of Django's Case and When, the tree of a
+    30-day period cost the ORM ~5-10 ms a statement to compile and hash for GROUP BY, measured
+    2026-12-03; a filtered page compiles it about ten times.)"""
+
+    output_field = IntegerField()
+
+    def __init__(self, column: Any, boundaries: tuple[dt.datetime, ...]) -> None:
+        super().__init__(output_field=IntegerField())
+        self.column = column
+        self.boundaries = boundaries
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: list[Any]) -> None:
+        (self.column,) = exprs
+
+    @property
+    def identity(self) -> tuple:
+        return (self.__class__, self.column, self.boundaries)  # a column (F or Col) hashes cheaply
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Bucket) and other.identity == self.identity
+
+    def __hash__(self) -> int:
+        return hash(self.identity)
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list]:
+        column_sql, column_params = compiler.compile(self.column)
+        values = [connection.ops.adapt_datetimefield_value(bound) for bound in self.boundaries]
+        params: list[Any] = []
+
+        def build(lo: int, hi: int) -> str:
+            if hi - lo == 1:
+                return str(lo)
+            mid = (lo + hi) // 2
+            params.extend([*column_params, values[mid]])
+            return f"CASE WHEN {column_sql} < %s THEN {build(lo, mid)} ELSE {build(mid, hi)} END"
+
+        return build(0, len(self.boundaries) - 1), params
 
 
 class _HintedTable(BaseTable):
@@ -220,12 +408,6 @@ _VISIT_AGGREGATES = {
     "visit_pageviews": Sum("pageviews"),
     "visit_events": Sum("events"),
 }
-
-
-def _visit_row(row: dict[str, Any]) -> dict[str, Any]:
-    row["pageviews"] = row.pop("visit_pageviews", 0)
-    row["events"] = row.pop("visit_events", 0)
-    return row
 
 
 def _event_filters(filters: list[Filter]) -> list[Filter]:
