@@ -5,13 +5,6 @@ another producer, a bug), so every hit is checked against what that function mak
 ranges, text that encodes as UTF-8 without NUL, lengths that fit collector.models.Event's
 columns. problem_of names what is wrong (never the value: it may be anything); hit_label names
 the hit in a log line.
-
-The worker checks every hit of every batch, so the check is on the ingest's hot path: a first pass
-(_plainly_valid) accepts the common hit with a few type, range and length comparisons and one NUL /
-ASCII test over all its texts joined; anything it does not accept, including every non-ASCII text,
-goes through the detailed checks, which accept or name the problem. The first pass accepts only
-what the detailed checks accept (a test compares the two on mutated hits), so it changes the cost,
-never the verdict: ~30 us a hit before, a few us now (docs/benchmarks.md, "ClickHouse ingest").
 """
 
 from __future__ import annotations
@@ -87,78 +80,9 @@ def _props_problem(props: Any) -> str:
     return ""
 
 
-# The same bounds as above, flattened for the first pass.
-_ID_MAX, _NAME_MAX, _PATH_MAX = (_MAX_LENGTH[key] for key, *_ in TEXT_FIELDS)
-_OPTIONAL_TEXT_MAX = tuple((key, _MAX_LENGTH[key]) for key, _column in OPTIONAL_TEXT_FIELDS)
-_OPTIONAL_INT_RANGES = OPTIONAL_INT_FIELDS
-_N_UTM = len(UTM_KEYS)
-
-
-def _plainly_valid(hit: dict, now_ms: int) -> bool:
-    """True only if problem_of would find nothing (False: let the detailed checks decide).
-    Stricter than they are where that is cheaper: exact types (no subclasses), ASCII texts only."""
-    get = hit.get
-    hit_id, name, path = get("id"), get("n"), get("p")
-    if type(hit_id) is not str or type(name) is not str or type(path) is not str:
-        return False
-    if not (0 < len(hit_id) <= _ID_MAX and 0 < len(name) <= _NAME_MAX and len(path) <= _PATH_MAX):
-        return False
-    texts = [hit_id, name, path]
-    for key, limit in _OPTIONAL_TEXT_MAX:
-        value = get(key)
-        if value is None:
-            if key in hit:
-                return False
-            continue
-        if type(value) is not str or len(value) > limit:
-            return False
-        texts.append(value)
-    site, ts, vid = get("site"), get("ts"), get("vid")
-    if type(site) is not int or not 0 < site <= INT64_MAX:
-        return False
-    if type(ts) is not int or not TS_MIN <= ts <= now_ms + TS_AHEAD_MS:
-        return False
-    if type(vid) is not int or not INT64_MIN <= vid <= INT64_MAX:
-        return False
-    for key, low, high in _OPTIONAL_INT_RANGES:
-        value = get(key)
-        if value is not None and (type(value) is not int or not low <= value <= high):
-            return False
-    interactive = get("i")
-    if interactive is not None and interactive is not True and interactive is not False:
-        return False
-    utm = get("utm")
-    if utm:
-        if type(utm) is not list or len(utm) != _N_UTM:
-            return False
-        for value in utm:
-            if type(value) is not str or len(value) > _MAX_UTM:
-                return False
-        texts += utm
-    props = get("props")
-    if props and _props_problem(props):
-        return False
-    tokens = get("tok")
-    if tokens:
-        if type(tokens) is not list or len(tokens) > MAX_TOKENS:
-            return False
-        for token in tokens:
-            if type(token) is not int or not INT64_MIN <= token <= INT64_MAX:
-                return False
-    joined = "".join(texts)
-    return joined.isascii() and "\x00" not in joined
-
-
 def problem_of(hit: Any, now_ms: int) -> str:
     """Why a queued hit breaks the contract of collector.services.build_messages ("" if it does not).
     Field names only: the reason is logged, so it never quotes a value."""
-    if type(hit) is dict and _plainly_valid(hit, now_ms):
-        return ""
-    return _problem_of(hit, now_ms)
-
-
-def _problem_of(hit: Any, now_ms: int) -> str:
-    """problem_of's detailed checks, in the order that decides which problem is named."""
     if not isinstance(hit, dict):
         return "not an object"
     for key, _column, may_be_empty in TEXT_FIELDS:
