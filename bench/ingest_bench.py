@@ -303,15 +303,17 @@ class ClickHouseTimer:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.seconds: Counter[str] = Counter()
+        self.cpu: Counter[str] = Counter()  # process CPU (every thread) during the call
         self.calls: Counter[str] = Counter()
         self._query, self._insert = client.query, client.insert
 
     def _timed(self, kind: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         try:
             return call(*args, **kwargs)
         finally:
             self.seconds[kind] += time.perf_counter() - start
+            self.cpu[kind] += time.process_time() - cpu
             self.calls[kind] += 1
 
     def __enter__(self) -> ClickHouseTimer:
@@ -474,6 +476,8 @@ def bench_batch_size(
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "clickhouse_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.seconds.items()} if timer else {},
         "clickhouse_calls_per_batch": {k: v / n_batches for k, v in timer.calls.items()} if timer else {},
+        "clickhouse_cpu_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.cpu.items()} if timer else {},
+        "ingest_cpu_ms_per_batch": ingest_cpu * 1000 / n_batches,
     }
     result["overhead_vs_baseline"] = result["baseline_events_per_s"] / result["ingest_events_per_s"]
     result["overhead_vs_raw_insert"] = result["raw_insert_events_per_s"] / result["ingest_events_per_s"]
@@ -496,11 +500,17 @@ def print_result(r: dict[str, Any]) -> None:
             flush=True,
         )
         inside = ", ".join(
-            f"{kind} {ms:.1f} ms ({r['clickhouse_calls_per_batch'][kind]:.2f}x)"
+            f"{kind} {ms:.1f} ms, CPU {r['clickhouse_cpu_ms_per_batch'][kind]:.1f} ms "
+            f"({r['clickhouse_calls_per_batch'][kind]:.2f}x)"
             for kind, ms in sorted(r["clickhouse_ms_per_batch"].items())
         )
-        python_ms = r["ingest_seconds"] * 1000 / r["batches"] - sum(r["clickhouse_ms_per_batch"].values())
-        print(f"      per batch: through clickhouse-connect {inside}; the rest (Python) {python_ms:.1f} ms", flush=True)
+        rest_ms = r["ingest_seconds"] * 1000 / r["batches"] - sum(r["clickhouse_ms_per_batch"].values())
+        rest_cpu = r["ingest_cpu_ms_per_batch"] - sum(r["clickhouse_cpu_ms_per_batch"].values())
+        print(
+            f"      per batch, wall and process CPU: through clickhouse-connect {inside}; "
+            f"the rest (Python) {rest_ms:.1f} ms, CPU {rest_cpu:.1f} ms",
+            flush=True,
+        )
         print(
             f"      same-run baseline, a bare column-oriented INSERT of the same rows: "
             f"{r['baseline_events_per_s']:8.0f} events/s; ingest/baseline = {1 / r['overhead_vs_baseline']:.2f}; "

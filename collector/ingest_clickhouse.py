@@ -8,8 +8,10 @@ dashboard reads ClickHouse. Per batch, in this order:
 1.-2. One SELECT (one round trip, two scalar subqueries) answers both questions the worker asks
    before writing:
    - which hit ids are already in `events`, pruned by the batch's sites and time range (the
-     table's key starts with site and day). Those hits are skipped, so a redelivered message
-     never counts twice, wholly or partly redelivered;
+     table's key starts with site and day) and by the batch's visitor ids (an event row carries
+     its visit's visitor id, which is the hit's vid or pvid: both are in the set; with the key's
+     visitor_id this keeps a day of a large site from being read for its hit ids). Those hits are
+     skipped, so a redelivered message never counts twice, wholly or partly redelivered;
    - the open-visit state: the latest state row of each visit of the batch's visitors (vid and
      pvid) in `sessions`, `argMaxIf(..., version, sign = 1)` of the visits whose signs still sum
      to more than 0, pruned by site and by a start at most 2 days before the batch's first hit
@@ -152,17 +154,19 @@ NO_UTM = ("", "", "", "", "")
 DAY_MS = 86_400_000
 _STATE_SQL = ", ".join(f"toUnixTimestamp64Milli({c})" if c in MS else c for c in STATE)
 LOOKUP_SQL = f"""
+WITH visitors AS (SELECT arrayJoin(arrayMap(v -> toInt64(v), splitByChar(',', '{{visitors}}'))))
 SELECT
   (SELECT groupArray(hit_id) FROM events
    WHERE site_id IN ({{sites}})
      AND ts BETWEEN fromUnixTimestamp64Milli(toInt64({{first}}), 'UTC')
                 AND fromUnixTimestamp64Milli(toInt64({{last}}), 'UTC')
+     AND visitor_id IN visitors
      AND hit_id IN (SELECT arrayJoin(splitByChar('\\0', {{ids}})))),
   (SELECT groupArray((site_id, visit_key, state)) FROM (
      SELECT site_id, visit_key, argMaxIf(({_STATE_SQL}), version, sign = 1) AS state
      FROM sessions
      WHERE site_id IN ({{sites}})
-       AND visitor_id IN (SELECT arrayJoin(arrayMap(v -> toInt64(v), splitByChar(',', '{{visitors}}'))))
+       AND visitor_id IN visitors
        AND started >= fromUnixTimestamp64Milli(toInt64({{since}}), 'UTC')
      GROUP BY site_id, visit_key
      HAVING sum(sign) > 0))

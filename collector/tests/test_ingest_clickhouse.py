@@ -140,6 +140,19 @@ def test_ids_with_quotes_backslashes_and_braces_are_written_and_deduplicated(cli
     assert len(events(clickhouse_store)) == len(odd)
 
 
+def test_a_redelivered_hit_of_a_visit_begun_under_yesterdays_id_counts_once(clickhouse_store, site):
+    """The existence check is pruned by the batch's visitor ids; a hit that joined a visit under
+    its previous id (pvid) is stored with that visit's visitor id, and must still be found."""
+    first = hit(site, 1, at=0, vid=111)
+    second = hit(site, 2, at=MIN, vid=222, pvid=111)  # the next UTC day's hash of the same visitor
+    assert ingest_batch([first]).written == 1
+    assert ingest_batch([second]).written == 1
+    assert [row[0] for row in events(clickhouse_store, "visitor_id")] == [111, 111]
+    again = ingest_batch([second])
+    assert (again.written, again.duplicates) == (0, 1)
+    assert totals(clickhouse_store) == (1, 2, 0, 0)
+
+
 def test_the_insert_column_types_are_the_tables(clickhouse_store):
     """The INSERTs name the column types (no DESCRIBE TABLE per INSERT): they must be the tables'."""
     for table, columns, types in (
