@@ -304,16 +304,18 @@ class ClickHouseTimer:
         self.client = client
         self.seconds: Counter[str] = Counter()
         self.cpu: Counter[str] = Counter()  # process CPU (every thread) during the call
+        self.thread_cpu: Counter[str] = Counter()  # this thread's CPU: what the call itself costs
         self.calls: Counter[str] = Counter()
         self._query, self._insert = client.query, client.insert
 
     def _timed(self, kind: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-        cpu, start = time.process_time(), time.perf_counter()
+        cpu, own, start = time.process_time(), time.thread_time(), time.perf_counter()
         try:
             return call(*args, **kwargs)
         finally:
             self.seconds[kind] += time.perf_counter() - start
             self.cpu[kind] += time.process_time() - cpu
+            self.thread_cpu[kind] += time.thread_time() - own
             self.calls[kind] += 1
 
     def __enter__(self) -> ClickHouseTimer:
@@ -395,7 +397,7 @@ def bench_batch_size(
     batches = [hits[i : i + batch_size] for i in range(0, len(hits), batch_size)]
     written = duplicates = dropped = 0
     ingest_s = baseline_s = raw_s = 0.0
-    ingest_cpu = baseline_cpu = 0.0
+    ingest_cpu = baseline_cpu = ingest_thread_cpu = 0.0
     per_batch_ms: list[float] = []
     counter = SqlCounter()
     hours = {dt.datetime.fromtimestamp(h["ts"] / 1000, tz=dt.UTC).hour for h in hits}
@@ -409,7 +411,7 @@ def bench_batch_size(
         baseline_columns = clickhouse_baseline_columns(batch) if CLICKHOUSE else None
         if profiler is not None:
             profiler.start()
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        cpu0, own0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
         with connection.execute_wrapper(counter):
             if timer is not None:
                 with timer:
@@ -420,6 +422,7 @@ def bench_batch_size(
         if profiler is not None:
             profiler.stop()
         ingest_cpu += time.process_time() - cpu0
+        ingest_thread_cpu += time.thread_time() - own0
         ingest_s += elapsed
         per_batch_ms.append(elapsed * 1000)
         written += result.written
@@ -478,6 +481,10 @@ def bench_batch_size(
         "clickhouse_calls_per_batch": {k: v / n_batches for k, v in timer.calls.items()} if timer else {},
         "clickhouse_cpu_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.cpu.items()} if timer else {},
         "ingest_cpu_ms_per_batch": ingest_cpu * 1000 / n_batches,
+        "ingest_thread_cpu_ms_per_batch": ingest_thread_cpu * 1000 / n_batches,
+        "clickhouse_thread_cpu_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.thread_cpu.items()}
+        if timer
+        else {},
     }
     result["overhead_vs_baseline"] = result["baseline_events_per_s"] / result["ingest_events_per_s"]
     result["overhead_vs_raw_insert"] = result["raw_insert_events_per_s"] / result["ingest_events_per_s"]
@@ -521,6 +528,14 @@ def print_result(r: dict[str, Any]) -> None:
         print(
             f"      process CPU (every thread, chdb's merges included) per 1,000 events: ingest "
             f"{r['ingest_cpu_ms_per_1000']:.1f} ms, baseline {r['baseline_cpu_ms_per_1000']:.1f} ms",
+            flush=True,
+        )
+        in_calls = sum(r["clickhouse_thread_cpu_ms_per_batch"].values())
+        print(
+            f"      the calling thread's CPU per batch (what load does not inflate much): ingest_batch "
+            f"{r['ingest_thread_cpu_ms_per_batch']:.1f} ms, of which in clickhouse-connect calls {in_calls:.1f} ms "
+            f"(SELECT {r['clickhouse_thread_cpu_ms_per_batch'].get('SELECT', 0):.1f}), Python "
+            f"{r['ingest_thread_cpu_ms_per_batch'] - in_calls:.1f} ms",
             flush=True,
         )
         target = CLICKHOUSE_TARGETS.get(r["batch_size"])

@@ -20,8 +20,8 @@ dashboard reads ClickHouse. Per batch, in this order:
      Nothing is kept in the worker between batches, so a restarted worker (or another one)
      continues visits exactly.
    The ids and visitors go into the SQL text as one string literal each, split by the server
-   (`splitByChar`): clickhouse-connect's parameter binding formats a list element by element in
-   Python (~50 ms for 1,000 ids), a literal costs one `str.replace`. The literal is escaped
+   (`splitByChar`): clickhouse-connect's parameter binding formats a list element by element,
+   and each string character by character, in Python; a literal costs one `str.replace`. The literal is escaped
    (backslash, quote; NUL as the separator, which the message check keeps out of hit ids), and
    max_query_size is raised to the statement's size (a batch of 10,000 is ~0.7 MB of SQL).
 3. Hits replayed in time order in memory, as the SQL path does (collector.ingest._process):
@@ -35,10 +35,10 @@ dashboard reads ClickHouse. Per batch, in this order:
 
 The INSERTs are column-oriented, with the column types given (without them clickhouse-connect
 runs a DESCRIBE TABLE before every INSERT), timestamps as integer milliseconds. What a batch
-costs, and where (docs/benchmarks.md, "ClickHouse ingest"): the engine's three statements are
-most of it (the lookup reads the day's hit ids and the visitors' sessions), the Python around
-them ~13 us a hit (message check ~3 us of it); clickhouse-connect's own serialization is ~1.3 ms
-per 1,000 events.
+costs, and where (docs/benchmarks.md, "ClickHouse ingest"): at 1,000 hits the engine's three
+statements are most of it (each has a fixed cost of several ms of CPU), the Python around them
+~15-25 us a hit (the message check ~3 us of it); clickhouse-connect's own serialization is
+~1.3 ms per 1,000 events.
 
 Each INSERT carries insert_deduplication_token = a hash of the batch's hit ids, so an INSERT
 that reached the server but whose answer was lost, retried with the same batch, is dropped by
