@@ -20,8 +20,14 @@ SQL statement of ingest_batch is counted (connection.execute_wrapper) and classi
     .venv/bin/python bench/ingest_bench.py --analytics-url chdb:///tmp/bench-chdb --batch-sizes 1000,10000
 
 With --analytics-url the events and visits go to ClickHouse (collector/ingest_clickhouse.py; the
-Django database then holds the site and salts only, and its statements are still counted); the
-baselines are skipped (they write MariaDB's collector_event).
+Django database then holds the site and salts only, and its statements are still counted). The
+MariaDB baselines are replaced by a ClickHouse one, measured in the same run, batch by batch
+right after each ingest_batch (the machine is shared: only a same-run ratio compares across
+runs): the same rows (fresh hit ids, each hit its own visit) already in columns, one bare
+column-oriented clickhouse-connect INSERT with the column types given into a scratch table
+created AS events (`bench_events_baseline`: same engine, key and settings). The ingest's time
+inside ClickHouse is split by statement (the lookup SELECT, each INSERT) and the load average is
+printed with the figures.
 """
 
 from __future__ import annotations
@@ -286,6 +292,99 @@ def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
             cursor.execute(sql, [value for row in part for value in row])
 
 
+BASELINE_TABLE = "bench_events_baseline"
+BASELINE_TYPES: list[str] = []  # its column types, in EVENT_COLUMNS order
+
+
+class ClickHouseTimer:
+    """Wraps the store client's query and insert: time inside clickhouse-connect (and the engine)
+    per statement kind."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.seconds: Counter[str] = Counter()
+        self.cpu: Counter[str] = Counter()  # process CPU (every thread) during the call
+        self.thread_cpu: Counter[str] = Counter()  # this thread's CPU: what the call itself costs
+        self.calls: Counter[str] = Counter()
+        self._query, self._insert = client.query, client.insert
+
+    def _timed(self, kind: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        cpu, own, start = time.process_time(), time.thread_time(), time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.seconds[kind] += time.perf_counter() - start
+            self.cpu[kind] += time.process_time() - cpu
+            self.thread_cpu[kind] += time.thread_time() - own
+            self.calls[kind] += 1
+
+    def __enter__(self) -> ClickHouseTimer:
+        self.client.query = lambda *a, **k: self._timed("SELECT", self._query, *a, **k)
+        self.client.insert = lambda table, *a, **k: self._timed(f"INSERT {table}", self._insert, table, *a, **k)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        del self.client.query, self.client.insert
+
+
+def clickhouse_baseline_columns(hits: list[dict[str, Any]]) -> list[list[Any]]:
+    """The hits as `events` columns (fresh hit ids, each hit its own visit), built untimed."""
+    from collector.ingest_clickhouse import EVENT_COLUMNS
+
+    rows = []
+    for hit in hits:
+        utm = hit.get("utm") or ["", "", "", "", ""]
+        props = hit.get("props") or {}
+        src, ref = hit.get("src", ""), hit.get("ref", "")
+        rows.append(
+            (
+                hit["site"],
+                new_hit_id(hit["ts"]),
+                hit["ts"],
+                hit["vid"],
+                hit["vid"],
+                hit["n"],
+                hit["p"],
+                hit.get("host", ""),
+                ref,
+                src,
+                *utm,
+                hit["p"],
+                src,
+                ref,
+                *utm[:3],
+                hit.get("b", ""),
+                hit.get("os", ""),
+                hit.get("dev", ""),
+                hit.get("cc", ""),
+                hit.get("v"),
+                list(props),
+                list(props.values()),
+                hit.get("sd"),
+                hit.get("e"),
+            )
+        )
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    assert len(columns) == len(EVENT_COLUMNS)
+    return columns
+
+
+def clickhouse_baseline_insert(columns: list[list[Any]]) -> tuple[float, float]:
+    """One bare column-oriented INSERT of prepared columns: (seconds, process CPU seconds)."""
+    from analytics import store
+    from collector.ingest_clickhouse import EVENT_COLUMNS
+
+    client = store.client()
+    if not BASELINE_TYPES:  # once, untimed: the bare INSERT then needs no DESCRIBE TABLE
+        described = {row[0]: row[1] for row in client.query(f"DESCRIBE TABLE {BASELINE_TABLE}").result_rows}
+        BASELINE_TYPES.extend(described[column] for column in EVENT_COLUMNS)
+    cpu, start = time.process_time(), time.perf_counter()
+    client.insert(
+        BASELINE_TABLE, columns, column_names=EVENT_COLUMNS, column_type_names=BASELINE_TYPES, column_oriented=True
+    )
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def bench_batch_size(
     site_id: int, batch_size: int, n_events: int, day: dt.date, seed: int, profiler: Any = None
 ) -> dict[str, Any]:
@@ -298,20 +397,32 @@ def bench_batch_size(
     batches = [hits[i : i + batch_size] for i in range(0, len(hits), batch_size)]
     written = duplicates = dropped = 0
     ingest_s = baseline_s = raw_s = 0.0
-    ingest_cpu = 0.0
+    ingest_cpu = baseline_cpu = ingest_thread_cpu = 0.0
     per_batch_ms: list[float] = []
     counter = SqlCounter()
     hours = {dt.datetime.fromtimestamp(h["ts"] / 1000, tz=dt.UTC).hour for h in hits}
+    timer = None
+    if CLICKHOUSE:
+        from analytics import store
+
+        timer = ClickHouseTimer(store.client())
+    load_before = os.getloadavg()
     for batch in batches:
+        baseline_columns = clickhouse_baseline_columns(batch) if CLICKHOUSE else None
         if profiler is not None:
             profiler.start()
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        cpu0, own0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
         with connection.execute_wrapper(counter):
-            result = ingest_batch(batch)
+            if timer is not None:
+                with timer:
+                    result = ingest_batch(batch)
+            else:
+                result = ingest_batch(batch)
         elapsed = time.perf_counter() - t0
         if profiler is not None:
             profiler.stop()
         ingest_cpu += time.process_time() - cpu0
+        ingest_thread_cpu += time.thread_time() - own0
         ingest_s += elapsed
         per_batch_ms.append(elapsed * 1000)
         written += result.written
@@ -319,6 +430,9 @@ def bench_batch_size(
         dropped += result.dropped
 
         if CLICKHOUSE:
+            seconds, cpu = clickhouse_baseline_insert(baseline_columns)
+            baseline_s += seconds
+            baseline_cpu += cpu
             continue
         t0 = time.perf_counter()
         rows = baseline_events(batch)
@@ -347,6 +461,8 @@ def bench_batch_size(
         "ingest_seconds": ingest_s,
         "ingest_events_per_s": len(hits) / ingest_s,
         "ingest_cpu_share": ingest_cpu / ingest_s,
+        "ingest_cpu_ms_per_1000": ingest_cpu * 1000 / len(hits) * 1000,
+        "baseline_cpu_ms_per_1000": baseline_cpu * 1000 / len(hits) * 1000,
         "sql_seconds": counter.seconds,
         "sql_share": counter.seconds / ingest_s,
         "batch_ms_p50": statistics.median(per_batch_ms),
@@ -359,6 +475,16 @@ def bench_batch_size(
         "statements_per_batch": sum(counter.statements.values()) / n_batches,
         "statements_by_kind": per_batch,
         "rows_by_kind": rows_per_batch,
+        "load_average": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "clickhouse_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.seconds.items()} if timer else {},
+        "clickhouse_calls_per_batch": {k: v / n_batches for k, v in timer.calls.items()} if timer else {},
+        "clickhouse_cpu_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.cpu.items()} if timer else {},
+        "ingest_cpu_ms_per_batch": ingest_cpu * 1000 / n_batches,
+        "ingest_thread_cpu_ms_per_batch": ingest_thread_cpu * 1000 / n_batches,
+        "clickhouse_thread_cpu_ms_per_batch": {k: v * 1000 / n_batches for k, v in timer.thread_cpu.items()}
+        if timer
+        else {},
     }
     result["overhead_vs_baseline"] = result["baseline_events_per_s"] / result["ingest_events_per_s"]
     result["overhead_vs_raw_insert"] = result["raw_insert_events_per_s"] / result["ingest_events_per_s"]
@@ -378,6 +504,38 @@ def print_result(r: dict[str, Any]) -> None:
             f"({r['hits']} hits in {r['batches']} batches, {r['written']} written, {r['batch_ms_p50']:.1f} ms/batch "
             f"p50, max {r['batch_ms_max']:.1f}; this process's CPU {r['ingest_cpu_share']:.0%}; Django database "
             f"{r['sql_share']:.0%} of the time, {r['statements_per_batch']:.2f} statements per batch)",
+            flush=True,
+        )
+        inside = ", ".join(
+            f"{kind} {ms:.1f} ms, CPU {r['clickhouse_cpu_ms_per_batch'][kind]:.1f} ms "
+            f"({r['clickhouse_calls_per_batch'][kind]:.2f}x)"
+            for kind, ms in sorted(r["clickhouse_ms_per_batch"].items())
+        )
+        rest_ms = r["ingest_seconds"] * 1000 / r["batches"] - sum(r["clickhouse_ms_per_batch"].values())
+        rest_cpu = r["ingest_cpu_ms_per_batch"] - sum(r["clickhouse_cpu_ms_per_batch"].values())
+        print(
+            f"      per batch, wall and process CPU: through clickhouse-connect {inside}; "
+            f"the rest (Python) {rest_ms:.1f} ms, CPU {rest_cpu:.1f} ms",
+            flush=True,
+        )
+        print(
+            f"      same-run baseline, a bare column-oriented INSERT of the same rows: "
+            f"{r['baseline_events_per_s']:8.0f} events/s; ingest/baseline = {1 / r['overhead_vs_baseline']:.2f}; "
+            f"load average {r['load_average'][0]:.2f} -> {r['load_average_after'][0]:.2f} "
+            f"({os.cpu_count()} CPUs)",
+            flush=True,
+        )
+        print(
+            f"      process CPU (every thread, chdb's merges included) per 1,000 events: ingest "
+            f"{r['ingest_cpu_ms_per_1000']:.1f} ms, baseline {r['baseline_cpu_ms_per_1000']:.1f} ms",
+            flush=True,
+        )
+        in_calls = sum(r["clickhouse_thread_cpu_ms_per_batch"].values())
+        print(
+            f"      the calling thread's CPU per batch (what load does not inflate much): ingest_batch "
+            f"{r['ingest_thread_cpu_ms_per_batch']:.1f} ms, of which in clickhouse-connect calls {in_calls:.1f} ms "
+            f"(SELECT {r['clickhouse_thread_cpu_ms_per_batch'].get('SELECT', 0):.1f}), Python "
+            f"{r['ingest_thread_cpu_ms_per_batch'] - in_calls:.1f} ms",
             flush=True,
         )
         target = CLICKHOUSE_TARGETS.get(r["batch_size"])
@@ -423,6 +581,8 @@ def run(
         migrator.apply()
         for table in migrator.tables():
             store.client().command(f"TRUNCATE TABLE {table}")
+        store.client().command(f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} AS events")
+        store.client().command(f"TRUNCATE TABLE {BASELINE_TABLE}")
 
     results = []
     today = dt.datetime.now(dt.UTC).date()

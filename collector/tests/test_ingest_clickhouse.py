@@ -128,6 +128,41 @@ def test_a_redelivered_batch_counts_once_and_so_does_an_overlapping_one(clickhou
     assert sorted(v[4] for v in visits(clickhouse_store)) == [5, 5, 5]
 
 
+def test_ids_with_quotes_backslashes_and_braces_are_written_and_deduplicated(clickhouse_store, site):
+    """The ids go into the lookup's SQL text as one escaped literal: any text the message check
+    lets through must round-trip, and find itself on redelivery."""
+    odd = ["it's", "back\\slash", "\\'", "{ids:String}", "%(ids)s", "'); DROP TABLE events; --", "é-ü-日本", "a,b"]
+    batch = [hit(site, n, at=n * MIN, vid=n, id=hit_id) for n, hit_id in enumerate(odd)]
+    assert ingest_batch(batch).written == len(odd)
+    assert sorted(row[0] for row in events(clickhouse_store)) == sorted(odd)
+    again = ingest_batch(batch)
+    assert (again.written, again.duplicates) == (0, len(odd))
+    assert len(events(clickhouse_store)) == len(odd)
+
+
+def test_a_redelivered_hit_of_a_visit_begun_under_yesterdays_id_counts_once(clickhouse_store, site):
+    """The existence check is pruned by the batch's visitor ids; a hit that joined a visit under
+    its previous id (pvid) is stored with that visit's visitor id, and must still be found."""
+    first = hit(site, 1, at=0, vid=111)
+    second = hit(site, 2, at=MIN, vid=222, pvid=111)  # the next UTC day's hash of the same visitor
+    assert ingest_batch([first]).written == 1
+    assert ingest_batch([second]).written == 1
+    assert [row[0] for row in events(clickhouse_store, "visitor_id")] == [111, 111]
+    again = ingest_batch([second])
+    assert (again.written, again.duplicates) == (0, 1)
+    assert totals(clickhouse_store) == (1, 2, 0, 0)
+
+
+def test_the_insert_column_types_are_the_tables(clickhouse_store):
+    """The INSERTs name the column types (no DESCRIBE TABLE per INSERT): they must be the tables'."""
+    for table, columns, types in (
+        ("events", ingest_clickhouse.EVENT_COLUMNS, ingest_clickhouse.EVENT_TYPES),
+        ("sessions", ingest_clickhouse.SESSION_COLUMNS, ingest_clickhouse.SESSION_TYPES),
+    ):
+        described = {row[0]: row[1] for row in clickhouse_store.query(f"DESCRIBE TABLE {table}").result_rows}
+        assert dict(zip(columns, types, strict=True)) == {column: described[column] for column in columns}
+
+
 def test_visits_continue_across_batches_and_worker_restarts(clickhouse_store, site):
     from analytics import store
 
