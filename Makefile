@@ -42,15 +42,21 @@ test-sqlite:
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 # ...the stats tests (marked `analytics`) again on the ClickHouse store, embedded (chdb): the
-# same assertions, so both backends give the same answers...
+# same assertions, so both backends give the same answers (its Redis fixture databases apart from
+# test-sqlite's, which `make test` runs beside it)...
 test-chdb:
-	FATHOM_TEST_ANALYTICS=chdb $(VENV)/bin/pytest -p no:cacheprovider -m analytics
+	FATHOM_TEST_ANALYTICS=chdb FATHOM_TEST_REDIS_BROKER_DB=12 FATHOM_TEST_REDIS_CACHE_DB=13 \
+		$(VENV)/bin/pytest -p no:cacheprovider -m analytics
 
 # ...and again on real MariaDB with Redis as the cache.
 test-mariadb: services
 	DATABASE_URL=$(MARIADB_URL) REDIS_URL=$(REDIS)/1 $(VENV)/bin/pytest -p no:cacheprovider
 
-test: setup lint check-migrations test-sqlite test-chdb test-mariadb
+# The SQLite suite and the ClickHouse pass side by side (one process per core: most of the
+# chdb pass waits on the embedded engine), each printed when it ends; then MariaDB.
+test: setup lint check-migrations
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-chdb
+	$(MAKE) --no-print-directory test-mariadb
 
 # MariaDB and Redis are started by this machine kind; start them if they are not running.
 services:
