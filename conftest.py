@@ -41,6 +41,38 @@ def _fresh_caches() -> Iterator[None]:
     salts._LOCAL.clear()
 
 
+@pytest.fixture(scope="session")
+def _chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """This test process's embedded ClickHouse (chdb): one directory per process (chdb allows no
+    other), created and migrated once."""
+    from django.test import override_settings
+
+    from analytics import migrator, store
+
+    url = f"chdb://{tmp_path_factory.mktemp('chdb')}"
+    with override_settings(ANALYTICS_URL=url, ANALYTICS_CLUSTER=""):
+        store.reset()
+        migrator.apply()
+    store.reset()
+    return url
+
+
+@pytest.fixture
+def clickhouse_store(_chdb_url: str, settings: Any) -> Iterator[Any]:
+    """Analytics on ClickHouse (this process's chdb) for one test, every analytics table empty.
+    Yields the client."""
+    from analytics import migrator, store
+
+    settings.ANALYTICS_URL = _chdb_url
+    settings.ANALYTICS_CLUSTER = ""
+    store.reset()
+    client = store.client()
+    for table in migrator.tables():
+        client.command(f"TRUNCATE TABLE IF EXISTS `{table}`")
+    yield client
+    store.reset()
+
+
 @pytest.fixture
 def site(db: Any) -> Any:
     from sites.models import Site

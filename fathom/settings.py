@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "security",
     "sites",  # before the apps that use the Site: collector (write side) and dashboard (read side)
+    "analytics",  # the analytics store (ClickHouse client, its migrations): under collector and dashboard
     "collector",
     "dashboard",
     "fathom",  # no models: the deployment's own management commands (cost_estimate)
@@ -154,9 +155,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Where stats are read from (dashboard.selectors.backends.get_backend): unset = the Django
-# database above, the only backend built so far (a ClickHouse URL is for a later backend).
+# Where raw events and visits are written and read (analytics.store): unset = the Django
+# database above; clickhouse://user:password@host:8123/db = a ClickHouse server or cluster;
+# chdb:///absolute/path = the engine in-process (dev/test; one directory per process).
 ANALYTICS_URL = env("ANALYTICS_URL")
+# A ClickHouse cluster name: the analytics tables are then created ON CLUSTER, as Replicated
+# tables `<name>_local` under Distributed tables `<name>` (analytics/schema.py).
+ANALYTICS_CLUSTER = env("ANALYTICS_CLUSTER")
 
 # Cache: Redis in production (rate limits and ban versions must be shared); local memory otherwise.
 REDIS_URL = env("REDIS_URL")

@@ -1,0 +1,65 @@
+"""ANALYTICS_URL parsing and the process's client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from analytics import store
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("", "sql"),
+        ("clickhouse://u:p@ch.internal:8123/fathom", "clickhouse"),
+        ("chdb:///tmp/x", "clickhouse"),
+    ],
+)
+def test_kind(settings: Any, url: str, expected: str) -> None:
+    settings.ANALYTICS_URL = url
+    assert store.kind() == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root:s3cret@db/fathom",
+        "clickhouse://u:s3cret@:8123/db",
+        "clickhouse://u:s3cret@host:port/db",
+        "chdb://relative/s3cret",
+        "http://u:s3cret@host:8123/db",
+    ],
+)
+def test_a_bad_url_is_refused_without_repeating_it(settings: Any, url: str) -> None:
+    settings.ANALYTICS_URL = url
+    with pytest.raises(ImproperlyConfigured) as error:
+        store.kind()
+    assert "s3cret" not in str(error.value)
+
+
+def test_connect_args() -> None:
+    args = store.connect_args("clickhouse://bob:p%40ss@ch.internal:8123/fathom")
+    assert args == {
+        "host": "ch.internal",
+        "port": 8123,
+        "username": "bob",
+        "password": "p@ss",
+        "secure": False,
+        "autogenerate_session_id": False,
+        "database": "fathom",
+    }
+    assert store.connect_args("clickhouse://ch.cloud:8443/db")["secure"] is True
+    secure = store.connect_args("clickhouse://bob:x@ch.cloud/db?secure=true")
+    assert (secure["secure"], secure["port"]) == (True, 8443)
+    assert store.connect_args("chdb:///tmp/data") == {"dsn": "chdb:///tmp/data"}
+
+
+def test_one_client_per_url(clickhouse_store: Any, settings: Any) -> None:
+    assert store.client() is clickhouse_store
+    assert store.client().query("SELECT 1").result_rows == [(1,)]
+    settings.ANALYTICS_URL = ""
+    with pytest.raises(ImproperlyConfigured):
+        store.client()
