@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: setup system venv run test lint check-migrations test-sqlite test-mariadb services bench package clean
+.PHONY: setup system venv run test lint check-migrations test-sqlite test-chdb test-mariadb services bench package clean
 
 setup: system venv
 
@@ -41,11 +41,16 @@ check-migrations:
 test-sqlite:
 	$(VENV)/bin/pytest -p no:cacheprovider
 
+# ...the stats tests (marked `analytics`) again on the ClickHouse store, embedded (chdb): the
+# same assertions, so both backends give the same answers...
+test-chdb:
+	FATHOM_TEST_ANALYTICS=chdb $(VENV)/bin/pytest -p no:cacheprovider -m analytics
+
 # ...and again on real MariaDB with Redis as the cache.
 test-mariadb: services
 	DATABASE_URL=$(MARIADB_URL) REDIS_URL=$(REDIS)/1 $(VENV)/bin/pytest -p no:cacheprovider
 
-test: setup lint check-migrations test-sqlite test-mariadb
+test: setup lint check-migrations test-sqlite test-chdb test-mariadb
 
 # MariaDB and Redis are started by this machine kind; start them if they are not running.
 services:

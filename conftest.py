@@ -22,6 +22,31 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases the broker and cache fixtures flush; two suites run at once need their own pair.
 REDIS_BROKER_DB = int(os.environ.get("FATHOM_TEST_REDIS_BROKER_DB", "14"))
 REDIS_CACHE_DB = int(os.environ.get("FATHOM_TEST_REDIS_CACHE_DB", "15"))
+# Which analytics store the tests marked `analytics` run on: "sql" (the Django database, the
+# default) or "chdb" (the ClickHouse store, embedded: `make test-chdb`).
+TEST_ANALYTICS = os.environ.get("FATHOM_TEST_ANALYTICS", "sql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With FATHOM_TEST_ANALYTICS=chdb, the tests marked `sql_store` (they read the Django
+    database's analytics tables themselves) are deselected: they have nothing to read there."""
+    if TEST_ANALYTICS not in ("sql", "chdb"):
+        raise pytest.UsageError(f"FATHOM_TEST_ANALYTICS must be sql or chdb, not {TEST_ANALYTICS!r}")
+    if TEST_ANALYTICS != "chdb":
+        return
+    kept = [item for item in items if not item.get_closest_marker("sql_store")]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("sql_store")])
+        items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _analytics_store(request: pytest.FixtureRequest) -> None:
+    """Every test marked `analytics` runs on the store FATHOM_TEST_ANALYTICS names: with chdb,
+    the clickhouse_store fixture is set up before the test's own fixtures write any traffic
+    (autouse fixtures come first), so the collector writes ClickHouse and the selectors read it."""
+    if TEST_ANALYTICS == "chdb" and request.node.get_closest_marker("analytics"):
+        request.getfixturevalue("clickhouse_store")
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,9 @@ class Property:
     dim: str
     column: str  # on Event for event:*, on Visit for visit:*
     keep_empty: bool = True  # False: empty values are not rolled up (referrer, UTM)
+    # The column of an event row holding the value (events carry their visit's attributes);
+    # None for the exit page, which is not known when the event is written (filter through visits).
+    event_column: str | None = None
 
     @property
     def is_visit(self) -> bool:
@@ -66,19 +69,47 @@ class Property:
 PROPERTIES: dict[str, Property] = {
     p.name: p
     for p in (
-        Property("event:page", "page", Dimension.PAGE, "path"),
-        Property("event:name", "name", Dimension.EVENT, "name"),
-        Property("visit:entry_page", "entry_page", Dimension.ENTRY_PAGE, "entry_path"),
+        Property("event:page", "page", Dimension.PAGE, "path", event_column="path"),
+        Property("event:name", "name", Dimension.EVENT, "name", event_column="name"),
+        Property("visit:entry_page", "entry_page", Dimension.ENTRY_PAGE, "entry_path", event_column="entry_path"),
         Property("visit:exit_page", "exit_page", Dimension.EXIT_PAGE, "exit_path"),
-        Property("visit:source", "source", Dimension.SOURCE, "referrer_source"),
-        Property("visit:referrer", "referrer", Dimension.REFERRER, "referrer", keep_empty=False),
-        Property("visit:utm_source", "utm_source", Dimension.UTM_SOURCE, "utm_source", keep_empty=False),
-        Property("visit:utm_medium", "utm_medium", Dimension.UTM_MEDIUM, "utm_medium", keep_empty=False),
-        Property("visit:utm_campaign", "utm_campaign", Dimension.UTM_CAMPAIGN, "utm_campaign", keep_empty=False),
-        Property("visit:device", "device", Dimension.DEVICE, "device"),
-        Property("visit:browser", "browser", Dimension.BROWSER, "browser"),
-        Property("visit:os", "os", Dimension.OS, "os"),
-        Property("visit:country", "country", Dimension.COUNTRY, "country"),
+        Property("visit:source", "source", Dimension.SOURCE, "referrer_source", event_column="visit_source"),
+        Property(
+            "visit:referrer",
+            "referrer",
+            Dimension.REFERRER,
+            "referrer",
+            keep_empty=False,
+            event_column="visit_referrer",
+        ),
+        Property(
+            "visit:utm_source",
+            "utm_source",
+            Dimension.UTM_SOURCE,
+            "utm_source",
+            keep_empty=False,
+            event_column="visit_utm_source",
+        ),
+        Property(
+            "visit:utm_medium",
+            "utm_medium",
+            Dimension.UTM_MEDIUM,
+            "utm_medium",
+            keep_empty=False,
+            event_column="visit_utm_medium",
+        ),
+        Property(
+            "visit:utm_campaign",
+            "utm_campaign",
+            Dimension.UTM_CAMPAIGN,
+            "utm_campaign",
+            keep_empty=False,
+            event_column="visit_utm_campaign",
+        ),
+        Property("visit:device", "device", Dimension.DEVICE, "device", event_column="device"),
+        Property("visit:browser", "browser", Dimension.BROWSER, "browser", event_column="browser"),
+        Property("visit:os", "os", Dimension.OS, "os", event_column="os"),
+        Property("visit:country", "country", Dimension.COUNTRY, "country", event_column="country"),
     )
 }
 

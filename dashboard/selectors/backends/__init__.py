@@ -1,28 +1,25 @@
 """Stats backends: what one must answer (base.StatsBackend) and which one answers (get_backend).
 
-Today there is one, the Django database (database.DatabaseBackend: rollups + raw events). A
-ClickHouse backend (server, cluster or embedded chDB) is to slot in beside it, chosen by
-ANALYTICS_URL; get_backend is the one place that chooses.
+Two: the Django database (database.DatabaseBackend: rollups + raw events) when ANALYTICS_URL is
+unset, and ClickHouse (clickhouse.ClickHouseBackend: a server or cluster, `clickhouse://…`, or
+the embedded engine, `chdb:///path`) when it names one. analytics.store.kind() reads the URL
+(and refuses any other without repeating it: it may hold a password); get_backend is the one
+place that chooses.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-
+from analytics import store
 from dashboard.selectors.backends.base import StatsBackend
+from dashboard.selectors.backends.clickhouse import ClickHouseBackend
 from dashboard.selectors.backends.database import DatabaseBackend
 
-_DATABASE = DatabaseBackend()  # stateless: one for every query
+# Stateless: one of each for every query (the ClickHouse client is analytics.store's).
+_DATABASE = DatabaseBackend()
+_CLICKHOUSE = ClickHouseBackend()
 
 
 def get_backend() -> StatsBackend:
-    """The backend that answers stats reads: settings.ANALYTICS_URL unset (the default) is the
-    Django database. No other backend is built yet, so any other value is refused rather than
-    quietly read from the Django database. (The error does not repeat the URL: it may hold a
-    password.)"""
-    if not settings.ANALYTICS_URL:
-        return _DATABASE
-    raise ImproperlyConfigured(
-        "ANALYTICS_URL is set, but the only stats backend built so far is the Django database: unset ANALYTICS_URL"
-    )
+    """The backend that answers stats reads, as analytics.store.kind() says: "sql" (ANALYTICS_URL
+    unset, the default) is the Django database, "clickhouse" ClickHouse."""
+    return _CLICKHOUSE if store.kind() == "clickhouse" else _DATABASE
