@@ -168,7 +168,7 @@ def gen_visits(client: Any, layout: Layout, site_id: int, v_start: int, n_visits
         "vkey": key(v, *VKEY_KEY),
         # The visit's source: its referrer's, else (UTM tags and no referrer) utm_source.
         "src": f"if(src0 = '' AND {has_utm}, us0, src0)",
-        "ref": f"arrayElement(arrayElement({refs}, si + 1), toUInt32(1 + ({ref_i}) % length(arrayElement({refs}, si + 1))))",
+        "ref": f"arrayElement(refs_of, toUInt32(1 + ({ref_i}) % length(refs_of)))",
         "us": f"if({has_utm}, us0, '')",
         "um": f"if({has_utm}, {weighted(f'intDiv({hu}, 1000) % 10000', UTM_MEDIUMS)}, '')",
         "uc": f"if({has_utm}, {elt(zipf_rank(h32(s('c'), v), len(UTM_CAMPAIGNS)), UTM_CAMPAIGNS)}, '')",
@@ -181,7 +181,8 @@ def gen_visits(client: Any, layout: Layout, site_id: int, v_start: int, n_visits
     sql = (
         f"INSERT INTO {GEN} ({', '.join(columns)}) "
         f"SELECT {', '.join(columns.values())} FROM ("
-        f"  SELECT v, seq, dms, {src_i} AS si, arrayElement({names}, si + 1) AS src0, {us0} AS us0 FROM ("
+        f"  SELECT v, seq, dms, {src_i} AS si, arrayElement({names}, si + 1) AS src0, {us0} AS us0,"
+        f"    arrayElement({refs}, si + 1) AS refs_of FROM ("
         f"    SELECT start + seq AS v, seq, dms FROM ("
         f"      SELECT number AS d, {list(counts)}[d + 1] AS n, {starts}[d + 1] AS start, {day_ms}[d + 1] AS dms"
         f"      FROM numbers({DAYS}) WHERE n > 0"
@@ -237,7 +238,9 @@ def insert_events(client: Any, layout: Layout, domain: str, v_from: int, v_to: i
     """dashboard_data.insert_events: the hits every visit sends, with the visit's attributes on each."""
     custom_slot = 2 * MAXPV
     k = "intDiv(seq, 2)"
-    offset = f"(CASE WHEN seq = {custom_slot} THEN intDiv(gap, 4) ELSE {k} * gap + if(seq % 2 = 1, intDiv(gap, 2), 0) END)"
+    offset = (
+        f"(CASE WHEN seq = {custom_slot} THEN intDiv(gap, 4) ELSE {k} * gap + if(seq % 2 = 1, intDiv(gap, 2), 0) END)"
+    )
     ts_ms = f"(t0 + {offset})"
     epoch_ms = int(layout.base.replace(tzinfo=dt.UTC).timestamp() * 1000)
     is_custom, is_eng, first = f"seq = {custom_slot}", "seq % 2 = 1", "seq = 0"
@@ -288,7 +291,8 @@ def insert_events(client: Any, layout: Layout, domain: str, v_from: int, v_to: i
     client.command(
         f"INSERT INTO events ({', '.join(columns)}) WITH {arr(PATHS)} AS paths "
         f"SELECT {', '.join(columns.values())} FROM ("
-        f"  SELECT *, seq, {h32(s('x'), 'v', s('/'), 'seq')} AS eh FROM {GEN} ARRAY JOIN range({custom_slot + 1}) AS seq"
+        f"  SELECT *, seq, {h32(s('x'), 'v', s('/'), 'seq')} AS eh"
+        f"  FROM {GEN} ARRAY JOIN range({custom_slot + 1}) AS seq"
         f"  WHERE v >= {int(v_from)} AND v < {int(v_to)} AND ({keep})"
         f")"
     )

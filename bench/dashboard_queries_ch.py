@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -73,7 +72,9 @@ def ensure_data(events: int, reuse: bool) -> dict[str, Any]:
     rows_now = int(client.command("SELECT count() FROM events"))
     sites = {}
     for site_id, domain in ((1, BIG_DOMAIN), (2, SMALL_DOMAIN)):
-        site, _ = Site.objects.get_or_create(id=site_id, defaults={"domain": domain, "name": domain, "timezone": TZ_NAME})
+        site, _ = Site.objects.get_or_create(
+            id=site_id, defaults={"domain": domain, "name": domain, "timezone": TZ_NAME}
+        )
         sites[domain] = site
     if (
         reuse
@@ -91,7 +92,9 @@ def ensure_data(events: int, reuse: bool) -> dict[str, Any]:
     log(f"generating {events:,} + {SMALL_EVENTS:,} events, 365 days ending {end_day}")
     layout = Layout(end_day, zoneinfo.ZoneInfo(TZ_NAME))
     stats = dashboard_data_ch.generate(
-        client, layout, [(sites[BIG_DOMAIN].id, BIG_DOMAIN, events), (sites[SMALL_DOMAIN].id, SMALL_DOMAIN, SMALL_EVENTS)]
+        client,
+        layout,
+        [(sites[BIG_DOMAIN].id, BIG_DOMAIN, events), (sites[SMALL_DOMAIN].id, SMALL_DOMAIN, SMALL_EVENTS)],
     )
     client.command("OPTIMIZE TABLE events FINAL")  # the parts a long-running server would have merged
     client.command("OPTIMIZE TABLE sessions FINAL")
@@ -104,11 +107,15 @@ def ensure_data(events: int, reuse: bool) -> dict[str, Any]:
 def table_sizes() -> dict[str, Any]:
     from analytics import store
 
-    rows = store.client().query(
-        "SELECT table, sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes), count() "
-        "FROM system.parts WHERE active AND database = currentDatabase() AND table IN ('events', 'sessions') "
-        "GROUP BY table ORDER BY table"
-    ).result_rows
+    rows = (
+        store.client()
+        .query(
+            "SELECT table, sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes), count() "
+            "FROM system.parts WHERE active AND database = currentDatabase() AND table IN ('events', 'sessions') "
+            "GROUP BY table ORDER BY table"
+        )
+        .result_rows
+    )
     return {
         t: {"rows": int(r), "compressed_mib": round(c / 2**20, 1), "uncompressed_mib": round(u / 2**20, 1), "parts": p}
         for t, r, c, u, p in rows
@@ -221,7 +228,11 @@ def summary(report: dict[str, Any]) -> str:
             f"- {run['database']}: {data['rows']:,} events, year ending {data['end_day']}; {tables}; "
             + (f"generated in {gen['seconds']:.0f} s" if gen else "reused")
         )
-    lines += ["", "View = aggregate_compared + 2 timeseries + 13 breakdowns; ms for the whole view (sequential calls).", ""]
+    lines += [
+        "",
+        "View = aggregate_compared + 2 timeseries + 13 breakdowns; ms for the whole view (sequential calls).",
+        "",
+    ]
     sizes = [run["database"] for run in runs]
     header = "| period | filter | small site p50 / p95 | " + " | ".join(f"{s} p50 / p95 (n)" for s in sizes)
     if len(runs) >= 2:
@@ -252,7 +263,9 @@ def summary(report: dict[str, Any]) -> str:
     lines.append("")
     for run in runs:
         for label, problems in run.get("consistency", {}).items():
-            lines.append(f"- {run['database']} consistency {label} (unfiltered vs match-all filter): {problems or 'OK'}")
+            lines.append(
+                f"- {run['database']} consistency {label} (unfiltered vs match-all filter): {problems or 'OK'}"
+            )
     targets = []
     for run in runs:
         events = run["data"]["rows"]
@@ -262,11 +275,15 @@ def summary(report: dict[str, Any]) -> str:
             v = index.get((run["database"], "big", "30d", flt))
             if limit and v and v["n"]:
                 met = "met" if v["p95"] <= limit else "MISSED"
-                targets.append(f"filtered 30d ({FILTERS[flt]}) p95 at {events:,}: {v['p95']:.0f} ms (<= {limit:.0f}): {met}")
+                targets.append(
+                    f"filtered 30d ({FILTERS[flt]}) p95 at {events:,}: {v['p95']:.0f} ms (<= {limit:.0f}): {met}"
+                )
         v = index.get((run["database"], "big", "12mo", "none"))
         if size == 100_000_000 and v and v["n"]:
             met = "met" if v["p95"] <= UNFILTERED_12MO_TARGET else "MISSED"
-            targets.append(f"unfiltered 12mo p95 at {events:,}: {v['p95']:.0f} ms (<= {UNFILTERED_12MO_TARGET:.0f}): {met}")
+            targets.append(
+                f"unfiltered 12mo p95 at {events:,}: {v['p95']:.0f} ms (<= {UNFILTERED_12MO_TARGET:.0f}): {met}"
+            )
     lines += ["", "Targets:", *(f"- {t}" for t in targets)]
     return "\n".join(lines)
 
