@@ -298,25 +298,29 @@ def insert_events(client: Any, layout: Layout, domain: str, v_from: int, v_to: i
     )
 
 
-def generate(client: Any, layout: Layout, sites: Sequence[tuple[int, str, int]], chunk: int = 2_000_000) -> dict:
-    """Fill the (empty) events and sessions tables: sites = (site id, domain, events wanted).
-    Returns {"visits": n, "events": n, "seconds": ...}."""
+def generate(
+    client: Any, layout: Layout, sites: Sequence[tuple[int, str, int]], chunk: int = 2_000_000, v_start: int = 0
+) -> dict:
+    """Add the generated visits and events of `sites` = (site id, domain, events wanted) to the events
+    and sessions tables, visits numbered from v_start (hit ids and visit keys derive from the number,
+    so a later call from a higher v_start adds new rows, never copies). Returns {"visits": n (the next
+    free number), "events": rows now in events, "seconds": ...}."""
     stats: dict[str, Any] = {}
     t_all = time.perf_counter()
     from bench.dashboard_data import EVENTS_PER_VISIT
 
     client.command(f"DROP TABLE IF EXISTS {GEN}")
     client.command(GEN_TABLE)
-    ranges = {}
-    v = 0
     t = time.perf_counter()
+    ranges = {}
+    v = v_start
     for site_id, domain, events in sites:
         n_visits = max(DAYS, round(events / EVENTS_PER_VISIT))
         end = gen_visits(client, layout, site_id, v, n_visits)
         ranges[domain] = (v, end)
         v = end
     stats["gen_visits_s"] = time.perf_counter() - t
-    log(f"clickhouse: {v:,} visits planned in {stats['gen_visits_s']:.0f} s")
+    log(f"clickhouse: {v - v_start:,} visits planned in {stats['gen_visits_s']:.0f} s")
     t = time.perf_counter()
     for lo, hi in ranges.values():
         for a in range(lo, hi, chunk):
@@ -334,7 +338,7 @@ def generate(client: Any, layout: Layout, sites: Sequence[tuple[int, str, int]],
     stats["events"] = int(client.command("SELECT count() FROM events"))
     stats["seconds"] = time.perf_counter() - t_all
     log(
-        f"clickhouse: {stats['events']:,} events, {v:,} visits in {stats['seconds']:.0f} s "
+        f"clickhouse: {stats['events']:,} events, {v - v_start:,} visits added in {stats['seconds']:.0f} s "
         f"(sessions {stats['sessions_s']:.0f} s, events {stats['events_s']:.0f} s)"
     )
     return stats
