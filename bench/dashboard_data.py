@@ -21,8 +21,10 @@ module: steps 1 and 2; bench/dashboard_rollups.py: step 3; bench/dashboard_views
    page drawn Zipf-like from 3,000 paths, an engagement report for ~25% of pageviews at
    +gap/2, a custom event (Signup, Download, Outbound Link: Click, Purchase) in ~8% of
    visits at +gap/4. The first hit carries the referrer and the UTM tags, as the collector
-   sends them. Visit rows hold exactly what the worker would compute from these hits
-   (entry / exit page, last_seen, pageviews, events, interactive, engaged_ms).
+   sends them; every event carries its visit's attributes (entry page, source, referrer, UTM,
+   browser, OS, device, country), as the worker writes them. Visit rows hold exactly what the
+   worker would compute from these hits (entry / exit page, last_seen, pageviews, events,
+   interactive, engaged_ms).
 3. The rollups (collector_hourlytotal, collector_dailybreakdown) by INSERT ... SELECT ...
    GROUP BY over those events and visits, with the worker's rules (collector/ingest.py):
    local day and hour, unique visitors per hour / day / value, visit numbers on the
@@ -49,7 +51,7 @@ from typing import Any
 from bench.common import insert_select, sql_elt, sql_str
 from collector.payload import ENGAGEMENT
 
-DATA_VERSION = 4  # bump when the generated data changes: --reuse then regenerates
+DATA_VERSION = 5  # bump when the generated data changes: --reuse then regenerates
 TZ_NAME = "Europe/Berlin"
 DAYS = 365
 BIG_DOMAIN = "big.example"
@@ -392,6 +394,13 @@ def insert_events(cur: Any, layout: Layout, domain: str, v_from: int, v_to: int)
         "props": f'IF({is_custom} AND g.cust = 4, \'{{"plan":"pro"}}\', NULL)',
         "scroll_depth": f"IF({is_eng}, 10 + {eh} % 91, NULL)",
         "engaged_ms": f"IF({is_eng}, g.eng, NULL)",
+        # The visit's attributes, on every event (collector.ingest.EVENT_VISIT_FIELDS).
+        "entry_path": page_of("g.v", "0"),
+        "visit_source": "g.src",
+        "visit_referrer": "g.ref",
+        "visit_utm_source": "g.us",
+        "visit_utm_medium": "g.um",
+        "visit_utm_campaign": "g.uc",
     }
     where = (
         f"g.v >= {int(v_from)} AND g.v < {int(v_to)} AND ((s.seq < 2 * g.npv AND (s.seq % 2 = 0 OR "

@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -216,6 +217,12 @@ def baseline_events(hits: list[dict[str, Any]]) -> list[Any]:
                 os=hit.get("os", ""),
                 device=hit.get("dev", ""),
                 country=hit.get("cc", ""),
+                entry_path=hit["p"],
+                visit_source=hit.get("src", ""),
+                visit_referrer=hit.get("ref", ""),
+                visit_utm_source=utm[0],
+                visit_utm_medium=utm[1],
+                visit_utm_campaign=utm[2],
                 value=hit.get("v"),
                 props=hit.get("props"),
                 scroll_depth=hit.get("sd"),
@@ -225,6 +232,25 @@ def baseline_events(hits: list[dict[str, Any]]) -> list[Any]:
     return rows
 
 
+def lone_visit(hit: dict[str, Any]) -> Any:
+    """What event_row reads of a visit, for a hit taken as a visit of its own (the baselines)."""
+    utm = hit.get("utm") or ["", "", "", "", ""]
+    return types.SimpleNamespace(
+        visitor_id=hit["vid"],
+        visit_key=hit["vid"],
+        browser=hit.get("b", ""),
+        os=hit.get("os", ""),
+        device=hit.get("dev", ""),
+        country=hit.get("cc", ""),
+        entry_path=hit["p"],
+        referrer_source=hit.get("src", ""),
+        referrer=hit.get("ref", ""),
+        utm_source=utm[0],
+        utm_medium=utm[1],
+        utm_campaign=utm[2],
+    )
+
+
 def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
     """The second baseline: the same rows (fresh hit ids) as plain tuples in one multi-row INSERT
     per chunk, in one transaction: the least a worker must do to store the events."""
@@ -232,13 +258,13 @@ def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
 
     from collector.ingest import event_row
 
-    # The worker's own row (visit key = visitor id: no visits here), with a fresh hit id.
+    # The worker's own row (visit key = visitor id, each hit its own visit: no visits here), with
+    # a fresh hit id.
     rows = [
         event_row(
             {**hit, "id": new_hit_id(hit["ts"])},
             ts=dt.datetime.fromtimestamp(hit["ts"] / 1000, tz=dt.UTC),
-            visitor_id=hit["vid"],
-            visit_key=hit["vid"],
+            visit=lone_visit(hit),
         )
         for hit in hits
     ]

@@ -3,6 +3,8 @@
 Per batch: one SELECT for hit ids already written (a redelivered message counts once), one
 SELECT ... FOR UPDATE of the visitors' visits, one bulk INSERT of events, one upsert of the
 visits, and one additive upsert per rollup table covering every distinct key of the batch.
+Every event row carries its visit's attributes (EVENT_VISIT_FIELDS, and the visit's browser,
+OS, device and country), so a filtered read needs no lookup of the visits.
 
 The queue is not trusted (messages of an older release, another producer, a bug): every hit is
 checked again against the message contract of collector.services.build_messages, and one that
@@ -40,6 +42,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from analytics import store as analytics_store
+from collector import ingest_clickhouse
 from collector.message_check import hit_label, problem_of
 from collector.models import (
     BREAKDOWN_COLUMNS,
@@ -103,6 +107,18 @@ VISIT_COLUMNS = (
     "country",
     "seen",
 )
+# The visit's attributes every event row carries (Event column, VisitState field): set when the
+# visit starts and never changed, so a visit filter is a condition on the event row alone. The
+# event's browser, OS, device and country are the visit's too (the same visitor id means the same
+# browser; the visit's values make it exact). The exit page changes with later hits: not copied.
+EVENT_VISIT_FIELDS = (
+    ("entry_path", "entry_path"),
+    ("visit_source", "referrer_source"),
+    ("visit_referrer", "referrer"),
+    ("visit_utm_source", "utm_source"),
+    ("visit_utm_medium", "utm_medium"),
+    ("visit_utm_campaign", "utm_campaign"),
+)
 VISIT_MUTABLE = ("started", "last_seen", "pageviews", "events", "interactive", "engaged_ms", "exit_path", "seen")
 EVENT_COLUMNS = (
     "site_id",
@@ -128,6 +144,7 @@ EVENT_COLUMNS = (
     "props",
     "scroll_depth",
     "engaged_ms",
+    *(column for column, _ in EVENT_VISIT_FIELDS),
 )
 NO_UTM = ("", "", "", "", "")
 
@@ -385,16 +402,24 @@ def ingest_batch(hits: list[dict[str, Any]]) -> IngestResult:
     unique = {hit["id"]: hit for hit in valid}
     result.duplicates += len(valid) - len(unique)
     if unique:
-        _write_apart(sorted(unique.values(), key=lambda hit: hit["ts"]), result, whole=True)
+        write = _write_clickhouse if analytics_store.kind() == analytics_store.CLICKHOUSE else _write
+        _write_apart(sorted(unique.values(), key=lambda hit: hit["ts"]), result, whole=True, write=write)
     return result
 
 
-def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: bool) -> None:
+def _write_clickhouse(hits: list[dict[str, Any]]) -> IngestResult:
+    """The ClickHouse store's writer (collector/ingest_clickhouse.py): no row in the Django database."""
+    written, duplicates, dropped = ingest_clickhouse.write(hits)
+    return IngestResult(written=written, duplicates=duplicates, dropped=dropped)
+
+
+def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: bool, write: Any = None) -> None:
     """Write hits (sorted by ts) in one transaction; if that fails because of the data, write
     each half in its own transaction, recursively, and drop a single hit that fails alone.
     Earlier halves commit first, so visits are continued in time order as in one batch."""
+    write = write or _write
     try:
-        written = _write(hits)
+        written = write(hits)
     except Exception as exc:
         if not about_the_data(exc):
             raise
@@ -410,8 +435,8 @@ def _write_apart(hits: list[dict[str, Any]], result: IngestResult, *, whole: boo
                 describe(exc),
             )
         half = len(hits) // 2
-        _write_apart(hits[:half], result, whole=False)
-        _write_apart(hits[half:], result, whole=False)
+        _write_apart(hits[:half], result, whole=False, write=write)
+        _write_apart(hits[half:], result, whole=False, write=write)
         return
     result.add(written)
 
@@ -496,29 +521,31 @@ def monthly_rows(batch: _Batch) -> list[tuple]:
     return [(*map(adapt, key), values[key], *sums) for key, sums in months.items() if any(sums)]
 
 
-def event_row(hit: dict[str, Any], *, ts: dt.datetime, visitor_id: int, visit_key: int) -> tuple:
-    """A hit as a collector_event row, in the order of EVENT_COLUMNS."""
+def event_row(hit: dict[str, Any], *, ts: dt.datetime, visit: VisitState) -> tuple:
+    """A hit of this visit as a collector_event row, in the order of EVENT_COLUMNS: the hit's own
+    values, then the visit's (browser, OS, device, country and EVENT_VISIT_FIELDS)."""
     props = hit.get("props")
     return (
         hit["site"],
         hit["id"],
         adapt_datetime(ts),
-        visitor_id,
-        visit_key,
+        visit.visitor_id,
+        visit.visit_key,
         hit["n"],
         hit["p"],
         hit.get("host", ""),
         hit.get("ref", ""),
         hit.get("src", ""),
         *(hit.get("utm") or NO_UTM),
-        hit.get("b", ""),
-        hit.get("os", ""),
-        hit.get("dev", ""),
-        hit.get("cc", ""),
+        visit.browser,
+        visit.os,
+        visit.device,
+        visit.country,
         hit.get("v"),
         json.dumps(props) if props else None,
         hit.get("sd"),
         hit.get("e"),
+        *(getattr(visit, field) for _, field in EVENT_VISIT_FIELDS),
     )
 
 
@@ -578,5 +605,5 @@ def _process(batch: _Batch, hit: dict[str, Any], tz: zoneinfo.ZoneInfo) -> bool:
                 visits=int(new_visit),
             )
 
-    batch.events.append(event_row(hit, ts=ts, visitor_id=visit.visitor_id, visit_key=visit.visit_key))
+    batch.events.append(event_row(hit, ts=ts, visit=visit))
     return True

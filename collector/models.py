@@ -22,7 +22,15 @@ class Salt(models.Model):
 
 
 class Event(models.Model):
-    """One accepted hit: a pageview, a custom event or an engagement report."""
+    """One accepted hit: a pageview, a custom event or an engagement report.
+
+    It carries its visit's attributes as well (entry page, source, referrer, UTM, and browser,
+    OS, device, country, which are the visit's), copied at ingest: they are fixed when the
+    visit starts, so any visit filter is a condition on the event row alone, with no per-event
+    lookup of the visit (as Plausible's events table carries its session's). `referrer`,
+    `referrer_source` and `utm_*` stay the hit's own (only a visit's first hit has them). The
+    visit's exit page is not known when an event is written: it is not copied.
+    """
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, db_constraint=False, related_name="+")
     hit_id = models.CharField(max_length=32, unique=True)
@@ -43,6 +51,13 @@ class Event(models.Model):
     os = models.CharField(max_length=60, blank=True)
     device = models.CharField(max_length=20, blank=True)
     country = models.CharField(max_length=2, blank=True)
+    # The visit's attributes (see the class docstring); Visit's field in the help text.
+    entry_path = models.CharField(max_length=2000, blank=True, default="", help_text="Visit.entry_path")
+    visit_source = models.CharField(max_length=100, blank=True, default="", help_text="Visit.referrer_source")
+    visit_referrer = models.CharField(max_length=2000, blank=True, default="", help_text="Visit.referrer")
+    visit_utm_source = models.CharField(max_length=255, blank=True, default="", help_text="Visit.utm_source")
+    visit_utm_medium = models.CharField(max_length=255, blank=True, default="", help_text="Visit.utm_medium")
+    visit_utm_campaign = models.CharField(max_length=255, blank=True, default="", help_text="Visit.utm_campaign")
     value = models.BigIntegerField(null=True, blank=True, help_text="Cents.")
     props = models.JSONField(null=True, blank=True)
     scroll_depth = models.SmallIntegerField(null=True, blank=True)
@@ -50,7 +65,11 @@ class Event(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["site", "ts"], name="event_site_ts"),
+            # (site, ts) with what a filtered view counts and its most used filter (the source):
+            # those statements read the index alone, not the rows (see dashboard/selectors/backends/raw.py).
+            models.Index(
+                fields=["site", "ts", "name", "visitor_id", "visit_key", "visit_source"], name="event_site_ts_cover"
+            ),
             models.Index(fields=["site", "name", "ts"], name="event_site_name_ts"),
         ]
 
@@ -90,7 +109,13 @@ class Visit(models.Model):
         constraints = [models.UniqueConstraint(fields=["site", "visit_key"], name="visit_site_key")]
         indexes = [
             models.Index(fields=["site", "visitor_id"], name="visit_site_visitor"),
-            models.Index(fields=["site", "started"], name="visit_site_started"),
+            # (site, started) and the short attributes a filter names, fixed when the visit starts
+            # (so a visit's later hits never move its entry): a filtered view checks them in the
+            # index before it reads a row.
+            models.Index(
+                fields=["site", "started", "referrer_source", "country", "device", "browser", "os"],
+                name="visit_site_started_attrs",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,7 +8,7 @@ so the driver's error code decides.
 
 from __future__ import annotations
 
-from django.db import DataError, Error, IntegrityError, connection
+from django.db import DataError, Error, IntegrityError, OperationalError, connection
 
 from collector.message_check import is_int
 
@@ -33,6 +33,52 @@ MYSQL_DATA_ERRORS = {
 SQLITE_DATA_ERRORS = frozenset({18, 19, 20})
 
 
+# ClickHouse (clickhouse-connect over HTTP, or chdb) error codes about a row's values. The
+# client serializes rows itself (Native format), so most bad values fail before the server
+# sees them: as the driver's DataError (a number past its column's range, None in a column
+# that is not Nullable), or as a plain Python error (UnicodeEncodeError for a lone surrogate,
+# ValueError, struct.error). Every other ClickHouse error (connection refused or lost,
+# timeouts 159/209/210, TOO_MANY_PARTS 252, MEMORY_LIMIT_EXCEEDED 241, a read-only replica
+# 242, Keeper 999, a missing table during a deploy 60, authentication 516) is an outage.
+CLICKHOUSE_DATA_ERRORS = {
+    6: "CANNOT_PARSE_TEXT",
+    26: "CANNOT_PARSE_QUOTED_STRING",
+    27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+    38: "CANNOT_PARSE_DATE",
+    41: "CANNOT_PARSE_DATETIME",
+    53: "TYPE_MISMATCH",
+    69: "ARGUMENT_OUT_OF_BOUND",
+    70: "CANNOT_CONVERT_TYPE",
+    72: "CANNOT_PARSE_NUMBER",
+    117: "INCORRECT_DATA",
+    131: "TOO_LARGE_STRING_SIZE",
+    321: "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+    349: "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
+}
+
+
+class AnalyticsStoreUnavailable(OperationalError):
+    """ClickHouse cannot take writes now (unreachable, overloaded, a table missing). A Django
+    OperationalError, so every caller of ingest_batch treats it as the database outage it
+    already handles: the Celery task retries with backoff, `ingest_worker` puts the messages
+    back and backs off, the Lambda worker retries the SQS batch later."""
+
+
+def is_clickhouse_error(exc: BaseException) -> bool:
+    # By module, not by class: clickhouse-connect is imported only where ClickHouse is used.
+    return type(exc).__module__.startswith("clickhouse_connect.")
+
+
+def clickhouse_about_the_data(exc: BaseException) -> bool:
+    """Did a ClickHouse write fail because of what the hits hold (True) or is the store unusable
+    now (False)? Anything raised outside the driver comes from a value on its way (see above)."""
+    if not is_clickhouse_error(exc):
+        return not isinstance(exc, Error)
+    if type(exc).__name__ == "DataError":
+        return True
+    return getattr(exc, "code", None) in CLICKHOUSE_DATA_ERRORS
+
+
 def _error_code(exc: BaseException) -> int | str | None:
     if connection.vendor == "sqlite":
         return getattr(exc.__cause__, "sqlite_errorcode", None)
@@ -46,6 +92,8 @@ def about_the_data(exc: Exception) -> bool:
     during a deploy (False)? An exception that is not a database error is raised by Python on
     the way (UnicodeEncodeError from the driver, OverflowError from sqlite3, a bug one hit
     triggers): it belongs to the data."""
+    if isinstance(exc, AnalyticsStoreUnavailable):
+        return False
     if not isinstance(exc, Error):  # django.db.Error: DatabaseError and InterfaceError
         return True
     code = _error_code(exc)
@@ -59,5 +107,8 @@ def about_the_data(exc: Exception) -> bool:
 def describe(exc: BaseException) -> str:
     """An exception for a log line: its class and database error code, never its message
     (drivers quote values there: "Incorrect string value: '...'", or the whole statement)."""
+    if is_clickhouse_error(exc):
+        code = getattr(exc, "code", None)
+        return f"ClickHouse {type(exc).__name__}" + (f" {code}" if code else "")
     code = _error_code(exc) if isinstance(exc, Error) else None
     return type(exc).__name__ if code is None else f"{type(exc).__name__} {code}"

@@ -207,7 +207,21 @@ def build_report(
     """
     filters = selectors.parse_filters(filters) if filters is None or isinstance(filters, str) else list(filters)
     interval = period.check_interval(interval)
+    with selectors.one_view():  # one view of the data: a read the page repeats is made once
+        return _build_report(site, period, filters, compare, interval, limit, panels, chart, now)
 
+
+def _build_report(
+    site: Site,
+    period: Period,
+    filters: list[Filter],
+    compare: bool,
+    interval: str,
+    limit: int,
+    panels: Sequence[str] | None,
+    chart: bool,
+    now: dt.datetime | None,
+) -> Report:
     if compare:
         compared = selectors.aggregate_compared(site, period, HEADLINE, filters, now=now)
         metrics = [Metric(k, METRIC_LABELS[k], v["value"], v["change"]) for k, v in compared.items()]

@@ -305,6 +305,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         # One INFO line per task is noise at our volume; failures still log as errors.
         "celery.app.trace": {"level": "WARNING"},
+        # clickhouse-connect logs a value it cannot serialize with its traceback, whose messages
+        # quote the value (a hit's text); the ingest logs its own line (hit id, error class).
+        "clickhouse_connect.driver.transform": {"level": "CRITICAL"},
     },
 }
 

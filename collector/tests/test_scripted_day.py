@@ -29,7 +29,10 @@ from collector.ingest import ingest_batch
 from collector.models import DailyBreakdown, Event, HourlyTotal, Visit
 from testing import FRIDAY, NY, SATURDAY, VISITORS, send, url
 
-pytestmark = pytest.mark.django_db
+# Marked analytics: runs on both stores (make test-chdb). Most tests here read the SQL store's
+# own tables (rollup rows, Visit rows, dumpdata) and are marked sql_store; the scripted day's
+# numbers as the selectors answer them are checked on both stores in dashboard/tests/test_selectors.py.
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]
 
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
@@ -117,6 +120,7 @@ def daily(site: Any, dim: str, day: dt.date = FRIDAY) -> dict[str, dict[str, int
     }
 
 
+@pytest.mark.sql_store
 def test_every_hit_was_answered_202_and_noise_was_dropped(day):
     assert set(day["traffic"].statuses) == {202}
     bot, host = day["dropped"]
@@ -124,6 +128,7 @@ def test_every_hit_was_answered_202_and_noise_was_dropped(day):
     assert Event.objects.count() == 12  # 14 hits, 2 dropped
 
 
+@pytest.mark.sql_store
 def test_the_days_totals(day):
     totals = HourlyTotal.objects.filter(site=day["site"], day=FRIDAY).aggregate(
         visitors=Sum("new_visitors"),
@@ -139,6 +144,7 @@ def test_the_days_totals(day):
     assert totals["duration"] // totals["visits"] == 672
 
 
+@pytest.mark.sql_store
 def test_hours_are_in_the_sites_time_zone(day):
     hours = {
         row.hour: (row.visitors, row.new_visitors, row.visits, row.pageviews, row.bounces, row.duration, row.events)
@@ -154,6 +160,7 @@ def test_hours_are_in_the_sites_time_zone(day):
     }
 
 
+@pytest.mark.sql_store
 def test_after_midnight_counts_on_the_next_local_day(day):
     saturday = HourlyTotal.objects.get(site=day["site"], day=SATURDAY)
     assert (saturday.hour, saturday.visitors, saturday.new_visitors, saturday.visits, saturday.pageviews) == (
@@ -166,6 +173,7 @@ def test_after_midnight_counts_on_the_next_local_day(day):
     assert daily(day["site"], "page", SATURDAY) == {"/docs": {"visitors": 1, "visits": 1, "pageviews": 1}}
 
 
+@pytest.mark.sql_store
 def test_visits_cross_midnight_and_the_salt_rotation(day):
     visits = Visit.objects.filter(site=day["site"]).order_by("started")
     summary = [(v.entry_path, v.exit_path, v.pageviews, v.duration, v.is_bounce) for v in visits]
@@ -178,6 +186,7 @@ def test_visits_cross_midnight_and_the_salt_rotation(day):
     ]
 
 
+@pytest.mark.sql_store
 def test_page_breakdown(day):
     assert daily(day["site"], "page") == {
         "/": {"visitors": 4, "visits": 4, "pageviews": 4},
@@ -191,6 +200,7 @@ def test_page_breakdown(day):
     assert (home.engaged_ms, home.engagements, home.scroll_sum) == (5000, 1, 30)
 
 
+@pytest.mark.sql_store
 def test_entry_and_exit_pages(day):
     assert daily(day["site"], "entry_page") == {
         "/": {"visitors": 4, "visits": 4, "pageviews": 7, "bounces": 1, "duration": 3360, "events": 2},
@@ -200,6 +210,7 @@ def test_entry_and_exit_pages(day):
     assert exits == {"/pricing": 1, "/blog": 1, "/": 1, "/docs": 1, "/about": 1}
 
 
+@pytest.mark.sql_store
 def test_sources_referrers_and_utm(day):
     sources = {value: (row["visitors"], row["visits"]) for value, row in daily(day["site"], "source").items()}
     assert sources == {"Google": (1, 1), "Hacker News": (1, 1), "newsletter": (1, 1), "Twitter": (1, 1), "": (1, 1)}
@@ -212,6 +223,7 @@ def test_sources_referrers_and_utm(day):
     assert set(daily(day["site"], "utm_campaign")) == {"fall"}
 
 
+@pytest.mark.sql_store
 def test_browsers_systems_devices_countries(day):
     def visitors_visits(dim: str) -> dict[str, tuple[int, int]]:
         return {value: (row["visitors"], row["visits"]) for value, row in daily(day["site"], dim).items()}
@@ -222,6 +234,7 @@ def test_browsers_systems_devices_countries(day):
     assert visitors_visits("country") == {"US": (2, 3), "DE": (1, 1), "FR": (1, 1)}
 
 
+@pytest.mark.sql_store
 def test_custom_events_with_value(day):
     assert daily(day["site"], "event") == {
         "Signup": {"visitors": 1, "visits": 1, "events": 1, "value_sum": 1999},
@@ -229,6 +242,7 @@ def test_custom_events_with_value(day):
     }
 
 
+@pytest.mark.sql_store
 def test_a_redelivered_batch_does_not_count_twice(day):
     before = list(HourlyTotal.objects.order_by("day", "hour").values())
     before_daily = list(DailyBreakdown.objects.order_by("id").values())
@@ -240,6 +254,7 @@ def test_a_redelivered_batch_does_not_count_twice(day):
     assert Event.objects.count() == 12
 
 
+@pytest.mark.sql_store
 def test_the_same_hits_in_one_batch_count_once(site):
     hit = {"id": "a" * 32, "site": site.id, "ts": 1_795_000_000_000, "n": "pageview", "p": "/", "vid": 7}
     result = ingest_batch([hit, dict(hit), dict(hit)])
@@ -257,6 +272,7 @@ def test_hits_of_a_deleted_site_and_malformed_hits_are_dropped_with_a_log_line(s
     assert "dropped 1 hits of deleted sites [999999]" in caplog.text
 
 
+@pytest.mark.sql_store
 def test_no_ip_or_user_agent_reaches_the_database_the_messages_or_the_logs(day, caplog, capsys):
     forbidden = [ip for ip, *_ in VISITORS.values()] + [ua for _, ua, *_ in VISITORS.values()] + ["6.6.6.6", BOT_UA]
     forbidden += ["198.51.100", "Mozilla/5.0", "2001:db8"]

@@ -17,6 +17,7 @@ modules split it by concern:
 from __future__ import annotations
 
 from dashboard.selectors.arithmetic import Totals, change, divide_round, ratio
+from dashboard.selectors.backends.base import one_view
 from dashboard.selectors.filters import MAX_FILTER_VALUES, MAX_FILTERS, MAX_VALUE_CHARS, Filter, parse_filters
 from dashboard.selectors.properties import (
     DEFAULT_METRICS,
@@ -61,6 +62,7 @@ __all__ = [
     "check_property",
     "divide_round",
     "has_data",
+    "one_view",
     "parse_filters",
     "ratio",
     "realtime_visitors",

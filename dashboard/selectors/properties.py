@@ -26,16 +26,20 @@ VALUE = "value"
 
 @dataclass(frozen=True)
 class Property:
-    """A breakdown / filter property: its API name, short name, rollup dimension and raw column."""
+    """A breakdown / filter property: its API name, short name, rollup dimension and raw columns.
+
+    `column` holds the value on the row the property belongs to (Event for event:*, Visit for
+    visit:*); `event_column` on an event row, which carries its visit's attributes (see
+    collector.models.Event), so any filter but the exit page is a condition on the event alone.
+    None for visit:exit_page: the exit page is not known when an event is written, so an
+    exit-page filter looks the visits up."""
 
     name: str
     short: str
     dim: str
-    column: str  # on Event for event:*, on Visit for visit:*
+    column: str
+    event_column: str | None
     keep_empty: bool = True  # False: empty values are not rolled up (referrer, UTM)
-    # The column of an event row holding the value (events carry their visit's attributes);
-    # None for the exit page, which is not known when the event is written (filter through visits).
-    event_column: str | None = None
 
     @property
     def is_visit(self) -> bool:
@@ -69,47 +73,30 @@ class Property:
 PROPERTIES: dict[str, Property] = {
     p.name: p
     for p in (
-        Property("event:page", "page", Dimension.PAGE, "path", event_column="path"),
-        Property("event:name", "name", Dimension.EVENT, "name", event_column="name"),
-        Property("visit:entry_page", "entry_page", Dimension.ENTRY_PAGE, "entry_path", event_column="entry_path"),
-        Property("visit:exit_page", "exit_page", Dimension.EXIT_PAGE, "exit_path"),
-        Property("visit:source", "source", Dimension.SOURCE, "referrer_source", event_column="visit_source"),
+        Property("event:page", "page", Dimension.PAGE, "path", "path"),
+        Property("event:name", "name", Dimension.EVENT, "name", "name"),
+        Property("visit:entry_page", "entry_page", Dimension.ENTRY_PAGE, "entry_path", "entry_path"),
+        Property("visit:exit_page", "exit_page", Dimension.EXIT_PAGE, "exit_path", None),
+        Property("visit:source", "source", Dimension.SOURCE, "referrer_source", "visit_source"),
+        Property("visit:referrer", "referrer", Dimension.REFERRER, "referrer", "visit_referrer", keep_empty=False),
         Property(
-            "visit:referrer",
-            "referrer",
-            Dimension.REFERRER,
-            "referrer",
-            keep_empty=False,
-            event_column="visit_referrer",
+            "visit:utm_source", "utm_source", Dimension.UTM_SOURCE, "utm_source", "visit_utm_source", keep_empty=False
         ),
         Property(
-            "visit:utm_source",
-            "utm_source",
-            Dimension.UTM_SOURCE,
-            "utm_source",
-            keep_empty=False,
-            event_column="visit_utm_source",
-        ),
-        Property(
-            "visit:utm_medium",
-            "utm_medium",
-            Dimension.UTM_MEDIUM,
-            "utm_medium",
-            keep_empty=False,
-            event_column="visit_utm_medium",
+            "visit:utm_medium", "utm_medium", Dimension.UTM_MEDIUM, "utm_medium", "visit_utm_medium", keep_empty=False
         ),
         Property(
             "visit:utm_campaign",
             "utm_campaign",
             Dimension.UTM_CAMPAIGN,
             "utm_campaign",
+            "visit_utm_campaign",
             keep_empty=False,
-            event_column="visit_utm_campaign",
         ),
-        Property("visit:device", "device", Dimension.DEVICE, "device", event_column="device"),
-        Property("visit:browser", "browser", Dimension.BROWSER, "browser", event_column="browser"),
-        Property("visit:os", "os", Dimension.OS, "os", event_column="os"),
-        Property("visit:country", "country", Dimension.COUNTRY, "country", event_column="country"),
+        Property("visit:device", "device", Dimension.DEVICE, "device", "device"),
+        Property("visit:browser", "browser", Dimension.BROWSER, "browser", "browser"),
+        Property("visit:os", "os", Dimension.OS, "os", "os"),
+        Property("visit:country", "country", Dimension.COUNTRY, "country", "country"),
     )
 }
 

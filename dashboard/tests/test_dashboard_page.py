@@ -19,7 +19,7 @@ from dashboard.models import Membership, Role
 from sites.models import Site
 from testing import CHROME_UA, chart_rows, chip_texts, headline, html, panel_rows, row_link, send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]  # on both stores (make test-chdb)
 
 FRIDAY = "2026-11-20"
 
@@ -232,6 +232,7 @@ def test_filters_are_kept_by_the_period_links(owner_client, owned_scripted_site)
     assert hidden == {"period": "custom", "filters": "visit:country==US"}
 
 
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
 def test_the_unfiltered_dashboard_reads_only_the_rollups(owner_client, owned_scripted_site):
     for params in ({"period": "day", "date": FRIDAY}, {"period": "12mo", "date": FRIDAY}, {}):
         with CaptureQueriesContext(connection) as queries:
@@ -242,6 +243,7 @@ def test_the_unfiltered_dashboard_reads_only_the_rollups(owner_client, owned_scr
         assert not [s for s in sql if "collector_event" in s]
 
 
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
 @pytest.mark.parametrize(
     "params",
     [
@@ -307,6 +309,7 @@ def test_today_in_progress_is_compared_with_the_same_hours_of_yesterday(owner_cl
     ] == ("4", "↑100%")
 
 
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
 def test_a_filtered_dashboard_reads_the_raw_events(owner_client, owned_scripted_site):
     with CaptureQueriesContext(connection) as queries:
         dashboard(owner_client, owned_scripted_site, period="day", date=FRIDAY, filters="visit:source==Google")

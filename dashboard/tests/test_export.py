@@ -14,7 +14,7 @@ from django.test import Client
 
 from testing import headline, html, panel_rows
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]  # on both stores (make test-chdb)
 
 FRIDAY = "2026-11-20"
 PANEL_FILES = [
@@ -105,6 +105,7 @@ def test_panel_csvs_have_headers_and_the_pages_numbers(owner_client, owned_scrip
     ]
 
 
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
 @pytest.mark.parametrize("filters", ["", "visit:entry_page!=/nowhere"], ids=["rollups", "raw"])
 def test_event_values_are_plain_numbers(owner_client, owned_scripted_site, filters):
     from collector.models import DailyBreakdown, Dimension, Event
@@ -180,6 +181,7 @@ def test_a_bad_export_query_is_a_400(owner_client, owned_scripted_site):
     assert b"Cannot export this view" in response.content
 
 
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
 @pytest.mark.parametrize(
     "value",
     [
@@ -207,6 +209,7 @@ def test_cells_that_look_like_formulas_are_defused(owner_client, owned_scripted_
     assert files["utm_campaigns.csv"][1][0] == "'" + value
 
 
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
 def test_ordinary_text_and_negative_numbers_are_left_as_they_are(owner_client, owned_scripted_site):
     from collector.models import DailyBreakdown, Dimension
 

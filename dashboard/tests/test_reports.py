@@ -35,7 +35,7 @@ from dashboard.report_data import METRIC_LABELS
 from sites.models import Site
 from testing import CHROME_UA, send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]  # on both stores (make test-chdb)
 
 AKL = zoneinfo.ZoneInfo("Pacific/Auckland")
 WEEK = "2026-11-16,2026-11-22"

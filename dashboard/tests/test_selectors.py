@@ -15,12 +15,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from collector.models import Event
 from dashboard import access, selectors
 from dashboard.selectors.periods import Period, compared_periods, parse_period
 from testing import FRIDAY, MATCH_ALL, NOV1, NY, OCT31, SATURDAY
 
-pytestmark = pytest.mark.django_db
+# Every test reads stats through the selectors, on the SQL store or (make test-chdb) on
+# ClickHouse, except those marked sql_store: they check which SQL tables a query reads.
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]
 
 ALL_METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events")
 
@@ -189,23 +190,18 @@ def test_periods_in_the_past_compare_whole(scripted_site):
 
 
 def test_this_month_on_the_3rd_compares_with_the_same_elapsed_time_before(db):
-    from collector.models import HourlyTotal
     from sites.models import Site
 
     site = Site.objects.create(domain="flat.example", timezone="UTC")
     utc = zoneinfo.ZoneInfo("UTC")
     now = dt.datetime(2026, 11, 3, 10, 15, tzinfo=utc)
-    # The same traffic every hour, from October 1st up to now (the current hour included).
-    moment = dt.datetime(2026, 10, 1, tzinfo=utc)
-    rows = []
+    # The same traffic every hour, from October 1st up to now (the current hour included):
+    # one pageview of a new visitor at ten past.
+    moment, hits = dt.datetime(2026, 10, 1, 0, 10, tzinfo=utc), []
     while moment <= now:
-        rows.append(
-            HourlyTotal(
-                site=site, day=moment.date(), hour=moment.hour, visitors=10, new_visitors=10, visits=10, pageviews=10
-            )
-        )
+        hits.append((moment, len(hits) + 1, "/"))
         moment += dt.timedelta(hours=1)
-    HourlyTotal.objects.bulk_create(rows)
+    _ingest(site, hits)
     month = parse_period("month", None, utc, today=now.date())
     current, previous = compared_periods(month, now)
     # November (30 days) until the 3rd 10:59 against the 30 days before it (Oct 2-31) until Oct 4th 10:59.
@@ -216,12 +212,10 @@ def test_this_month_on_the_3rd_compares_with_the_same_elapsed_time_before(db):
         (dt.date(2026, 10, 4), 10),
     )
     compared = selectors.aggregate_compared(site, month, ("visitors", "pageviews"), now=now)
-    # 2 days and 11 hours each: 59 hours of 10. Compared whole with Oct 2-31 (7,200) it read -92 %.
-    assert compared == {"visitors": {"value": 590, "change": 0}, "pageviews": {"value": 590, "change": 0}}
+    # 2 days and 11 hours each: 59 hours of 1. Compared whole with Oct 2-31 (720) it read -92 %.
+    assert compared == {"visitors": {"value": 59, "change": 0}, "pageviews": {"value": 59, "change": 0}}
     today = parse_period("day", None, utc, today=now.date())
-    assert selectors.aggregate_compared(site, today, ("visitors",), now=now) == {
-        "visitors": {"value": 110, "change": 0}
-    }
+    assert selectors.aggregate_compared(site, today, ("visitors",), now=now) == {"visitors": {"value": 11, "change": 0}}
 
 
 def test_a_cutoff_ends_the_utc_bounds_at_the_end_of_its_local_hour():
@@ -257,6 +251,10 @@ def test_aggregate_of_an_empty_period_is_zeros(scripted_site):
         ("event:name==Signup", (1, 1, 0, 0.0, 0, 360, 1)),
         ("visit:utm_campaign==fall;visit:device==Mobile", (1, 1, 1, 1.0, 100, 1200, 1)),
         ("visit:browser==Opera", (0, 0, 0, 0.0, 0, 0, 0)),
+        # A's first visit left on /pricing (after the Signup): its pageviews of / and /pricing.
+        ("visit:exit_page==/pricing", (1, 1, 2, 2.0, 0, 360, 1)),
+        ("visit:exit_page==/pricing;visit:source==Google", (1, 1, 2, 2.0, 0, 360, 1)),
+        ("visit:exit_page==/pricing;visit:source!=Google", (0, 0, 0, 0.0, 0, 0, 0)),
         (MATCH_ALL, (4, 5, 7, 1.4, 40, 672, 2)),  # the raw path agrees with the rollups
     ],
 )
@@ -270,6 +268,11 @@ def test_filters_count_each_visit_on_the_day_it_started(scripted_site):
         scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews"), "visit:source==Twitter"
     )
     assert saturday == {"visitors": 1, "visits": 0, "pageviews": 1}
+    # The same through the exit page (on Visit only) and the entry page (on the events as well).
+    for filters in ("visit:exit_page==/docs", "visit:entry_page==/", "visit:exit_page==/docs;visit:entry_page==/"):
+        assert (
+            selectors.aggregate(scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews"), filters) == saturday
+        )
     assert selectors.aggregate(scripted_site, day(SATURDAY), ("visitors", "visits", "pageviews")) == saturday
 
 
@@ -535,9 +538,7 @@ def test_event_values_sum_over_days_on_both_paths(db):
         {"name": "Purchase", "visitors": 3, "events": 4, "value": 2050},  # daily uniques: 2 + 1
         {"name": "Signup", "visitors": 1, "events": 1, "value": 0},
     ]
-    with CaptureQueriesContext(connection) as queries:
-        assert selectors.breakdown(site, both_days, "event:name", metrics) == expected
-    assert all("collector_dailybreakdown" in query["sql"] for query in queries.captured_queries)
+    assert selectors.breakdown(site, both_days, "event:name", metrics) == expected
     assert selectors.breakdown(site, both_days, "event:name", metrics, MATCH_ALL) == expected
     assert selectors.breakdown(site, both_days, "event:name", metrics, "visit:entry_page==/") == [
         {"name": "Purchase", "visitors": 2, "events": 3, "value": 1550},  # 1000 + 250 + 300
@@ -562,6 +563,7 @@ def test_the_value_metric_is_internal(scripted_site):
 # -- what the queries read --------------------------------------------------------------------
 
 
+@pytest.mark.sql_store
 def test_unfiltered_queries_read_only_the_rollups(scripted_site):
     with CaptureQueriesContext(connection) as queries:
         selectors.aggregate(scripted_site, WHOLE, ALL_METRICS)
@@ -579,19 +581,30 @@ def test_unfiltered_queries_read_only_the_rollups(scripted_site):
     assert all(any(table in text for table in rollups) for text in sql)
 
 
+@pytest.mark.sql_store
 def test_exit_pages_read_visits_never_events(scripted_site):
     with CaptureQueriesContext(connection) as queries:
         selectors.breakdown(scripted_site, WHOLE, "visit:exit_page", ALL_METRICS)
     assert [q for q in queries.captured_queries if "collector_event" in q["sql"]] == []
 
 
+@pytest.mark.sql_store
 def test_filtered_queries_read_events_of_the_period_only(scripted_site):
     with CaptureQueriesContext(connection) as queries:
         selectors.aggregate(scripted_site, day(FRIDAY), ("visitors", "pageviews"), "visit:source==Google")
     [query] = queries.captured_queries
     assert "collector_event" in query["sql"]
-    assert "collector_visit" in query["sql"]
+    # A visit filter reads the visit's attributes each event carries: no lookup of the visits.
+    assert "collector_visit" not in query["sql"]
     assert "collector_hourlytotal" not in query["sql"]
+
+
+def test_an_exit_page_filter_looks_the_visits_up(scripted_site):
+    with CaptureQueriesContext(connection) as queries:
+        selectors.aggregate(scripted_site, day(FRIDAY), ("visitors", "pageviews"), "visit:exit_page==/pricing")
+    [query] = queries.captured_queries
+    assert "collector_event" in query["sql"]
+    assert "collector_visit" in query["sql"]  # the exit page is not known when an event is written
 
 
 # -- realtime and access ----------------------------------------------------------------------
@@ -604,8 +617,8 @@ def test_realtime_counts_distinct_visitors_of_the_last_five_minutes(scripted_sit
     assert selectors.realtime_visitors(scripted_site, now=at(9, 6)) == 1  # A's three hits
     assert selectors.realtime_visitors(scripted_site, now=at(10, 4)) == 1  # B
     assert selectors.realtime_visitors(scripted_site, now=at(10, 7)) == 0
-    Event.objects.filter(site=scripted_site, ts__gte=at(18, 0), ts__lt=at(19, 0)).update(ts=at(9, 4))
-    assert selectors.realtime_visitors(scripted_site, now=at(9, 6)) == 2  # A and D
+    _ingest(scripted_site, [(at(9, 4), 42, "/")])  # someone else, during A's visit
+    assert selectors.realtime_visitors(scripted_site, now=at(9, 6)) == 2  # A and them
 
 
 def test_only_the_owner_can_view_a_site(scripted_site, django_user_model):

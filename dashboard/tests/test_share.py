@@ -15,7 +15,7 @@ from dashboard.models import SharedLink
 from sites.models import Site
 from testing import CHROME_UA, chip_texts, headline, html, panel_rows, row_link, send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]  # on both stores (make test-chdb)
 
 FRIDAY = "2026-11-20"
 DAY = {"period": "day", "date": FRIDAY}

@@ -19,7 +19,7 @@ from dashboard.models import ApiKey
 from sites.models import Site
 from testing import CHROME_UA, send
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.analytics]  # on both stores (make test-chdb)
 
 FRIDAY = "2026-11-20"
 
@@ -111,12 +111,8 @@ def test_a_day_in_progress_is_compared_with_the_same_hours_of_the_day_before(own
     assert results(response) == {"visitors": {"value": 4, "change": 100}}
 
 
-def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup_sorted_by_exits(owned_scripted_site, key):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as queries:
-        response = get("breakdown", key, site_id="example.com", period="custom", date="2026-11-19,2026-11-20", property="visit:exit_page", metrics="visits")  # fmt: skip
+def test_an_exit_page_breakdown_of_exits_alone_is_sorted_by_exits(owned_scripted_site, key):
+    response = get("breakdown", key, site_id="example.com", period="custom", date="2026-11-19,2026-11-20", property="visit:exit_page", metrics="visits")  # fmt: skip
     # Thursday: E exits on /, F on /; Friday: one exit each on /, /about, /blog, /docs, /pricing.
     assert results(response) == [
         {"exit_page": "/", "visits": 3},
@@ -125,6 +121,16 @@ def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup_sorted_by_exits(
         {"exit_page": "/docs", "visits": 1},
         {"exit_page": "/pricing", "visits": 1},
     ]
+
+
+@pytest.mark.sql_store  # reads the Django database's analytics tables: the SQL store only
+def test_an_exit_page_breakdown_of_exits_alone_reads_the_rollup(owned_scripted_site, key):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = get("breakdown", key, site_id="example.com", period="custom", date="2026-11-19,2026-11-20", property="visit:exit_page", metrics="visits")  # fmt: skip
+    assert response.status_code == 200
     assert not [q for q in queries.captured_queries if "collector_visit" in q["sql"] or "collector_event" in q["sql"]]
 
 

@@ -14,10 +14,12 @@ callers ask for whole days.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from dashboard.selectors.arithmetic import Totals
 from dashboard.selectors.filters import Filter
@@ -82,3 +84,24 @@ class StatsBackend(Protocol):
     def has_data(self, site: Site) -> bool:
         """Has the site ever recorded a hit?"""
         ...
+
+
+_VIEW: ContextVar[dict[Any, Any] | None] = ContextVar("stats_view", default=None)
+
+
+@contextlib.contextmanager
+def one_view() -> Iterator[None]:
+    """Calls made inside are one view of the data (a dashboard page, its export): a backend may
+    answer a read it already made in the view from what it read (view_memo), instead of asking
+    the store again. A filtered dashboard page asks for the period's totals and for its daily
+    series, the same rows, and so for the previous period. Nothing outlives the block."""
+    token = _VIEW.set({})
+    try:
+        yield
+    finally:
+        _VIEW.reset(token)
+
+
+def view_memo() -> dict[Any, Any] | None:
+    """The current view's memo (read key -> result), or None outside one_view()."""
+    return _VIEW.get()

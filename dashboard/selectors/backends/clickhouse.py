@@ -39,7 +39,7 @@ from typing import Any
 
 from collector.payload import ENGAGEMENT
 from dashboard.selectors.arithmetic import Totals
-from dashboard.selectors.backends.base import BreakdownRow
+from dashboard.selectors.backends.base import BreakdownRow, view_memo
 from dashboard.selectors.filters import Filter
 from dashboard.selectors.periods import Period
 from dashboard.selectors.properties import VISIT_METRICS, Property
@@ -94,7 +94,16 @@ class _Query:
         self.filters = list(filters)
 
     def run(self, sql: str) -> list[tuple]:
-        return _client().query(sql, parameters=self.params.values).result_rows
+        """The statement's rows, read once per view (base.one_view): a dashboard page's headline
+        totals and its chart ask for the same daily rows of a period (the same SQL and parameters)."""
+        memo = view_memo()
+        key = ("clickhouse", sql, repr(sorted(self.params.values.items())))
+        if memo is not None and key in memo:
+            return memo[key]
+        rows = _client().query(sql, parameters=self.params.values).result_rows
+        if memo is not None:
+            memo[key] = rows
+        return rows
 
     def _condition(self, column: str, item: Filter) -> str:
         values = self.params.add(list(item.values), "Array(String)")

@@ -10,9 +10,14 @@
   durations), so asked for exits alone (the dashboard's panel) it reads the rollup, sorted by
   exits; asked for anything else (a Stats API breakdown of visit:exit_page with visitors, say)
   it reads Visit rows (site, started).
-- **Filtered** queries read raw Event rows of the period (site, ts index; UTC bounds of the
-  site-local dates), joined to Visit by (site, visit_key) for visit-level filters, because
-  only the first hit of a visit carries its referrer: visit attributes live on Visit.
+- **Filtered** queries read raw rows of the period (UTC bounds of the site-local dates, see
+  backends/raw.py): event numbers from Event rows, which carry their visit's attributes, so a
+  visit filter is a condition on the event row (no lookup of its visit; the exit page alone is
+  looked up, it is not known when the event is written); visit numbers (visits, bounces,
+  durations, visit-property breakdowns) from the Visit rows started in the period, an event
+  filter being one `visit_key IN (matching events)` semi-join. Reads go through hinted indexes
+  (MariaDB would read (site, ts) by its site part alone), and a statement the page repeats
+  (headline and chart: the same daily buckets) is read once per view (base.one_view).
 - The realtime count reads raw events (the last minutes are in no rollup yet).
 """
 
