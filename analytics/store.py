@@ -110,6 +110,22 @@ def reset() -> None:
         _close()
 
 
+# The tables holding a site's rows (what analytics/migrations_clickhouse creates; a test checks).
+SITE_TABLES = ("events", "sessions")
+
+
+def site_has_rows(site_id: int) -> bool:
+    """Has ClickHouse any event of this site? (The primary key starts with site_id: one granule.)"""
+    rows = client().query("SELECT 1 FROM events WHERE site_id = %(site)s LIMIT 1", parameters={"site": site_id})
+    return bool(rows.result_rows)
+
+
+def delete_site_rows(site_id: int) -> None:
+    """Delete a site's events and visits (lightweight DELETE: hidden at once, purged by merges)."""
+    for table in SITE_TABLES:
+        client().command(f"DELETE FROM {table} WHERE site_id = %(site)s", parameters={"site": site_id})
+
+
 def cluster() -> str:
     """settings.ANALYTICS_CLUSTER: the ClickHouse cluster name the tables are created on ("" = one node)."""
     return getattr(settings, "ANALYTICS_CLUSTER", "") or ""

@@ -17,6 +17,11 @@ SQL statement of ingest_batch is counted (connection.execute_wrapper) and classi
     .venv/bin/python bench/ingest_bench.py --profile 1000       # pyinstrument (pip install pyinstrument)
     .venv/bin/python bench/ingest_bench.py --quick              # few hits: tries the script
     .venv/bin/python bench/ingest_bench.py --sqlite --quick     # a SQLite file instead of MariaDB
+    .venv/bin/python bench/ingest_bench.py --analytics-url chdb:///tmp/bench-chdb --batch-sizes 1000,10000
+
+With --analytics-url the events and visits go to ClickHouse (collector/ingest_clickhouse.py; the
+Django database then holds the site and salts only, and its statements are still counted); the
+baselines are skipped (they write MariaDB's collector_event).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ from collector.payload import ENGAGEMENT
 DEFAULT_EVENTS = {1: 2_000, 100: 20_000, 1000: 30_000, 10000: 50_000}
 QUICK_EVENTS = "1:300,100:3000,1000:10000,10000:20000"  # as run_all.py --quick
 TARGET_EVENTS_PER_S = 10_000  # at batch size 1,000
+CLICKHOUSE_TARGETS = {1000: 20_000, 10000: 50_000}  # issue 11
+CLICKHOUSE = False  # --analytics-url given
 
 PAGE_COUNT = 2000
 UTM = [
@@ -311,6 +318,8 @@ def bench_batch_size(
         duplicates += result.duplicates
         dropped += result.dropped
 
+        if CLICKHOUSE:
+            continue
         t0 = time.perf_counter()
         rows = baseline_events(batch)
         with transaction.atomic():
@@ -342,10 +351,11 @@ def bench_batch_size(
         "sql_share": counter.seconds / ingest_s,
         "batch_ms_p50": statistics.median(per_batch_ms),
         "batch_ms_max": max(per_batch_ms),
+        "store": "clickhouse" if CLICKHOUSE else "django database",
         "baseline_seconds": baseline_s,
-        "baseline_events_per_s": len(hits) / baseline_s,
+        "baseline_events_per_s": len(hits) / baseline_s if baseline_s else 0.0,
         "raw_insert_seconds": raw_s,
-        "raw_insert_events_per_s": len(hits) / raw_s,
+        "raw_insert_events_per_s": len(hits) / raw_s if raw_s else 0.0,
         "statements_per_batch": sum(counter.statements.values()) / n_batches,
         "statements_by_kind": per_batch,
         "rows_by_kind": rows_per_batch,
@@ -362,6 +372,19 @@ def speed(ratio: float) -> str:
 
 
 def print_result(r: dict[str, Any]) -> None:
+    if CLICKHOUSE:
+        print(
+            f"  batch {r['batch_size']:>6}: ingest into ClickHouse {r['ingest_events_per_s']:8.0f} events/s "
+            f"({r['hits']} hits in {r['batches']} batches, {r['written']} written, {r['batch_ms_p50']:.1f} ms/batch "
+            f"p50, max {r['batch_ms_max']:.1f}; this process's CPU {r['ingest_cpu_share']:.0%}; Django database "
+            f"{r['sql_share']:.0%} of the time, {r['statements_per_batch']:.2f} statements per batch)",
+            flush=True,
+        )
+        target = CLICKHOUSE_TARGETS.get(r["batch_size"])
+        if target:
+            verdict = "OK" if r["ingest_events_per_s"] >= target else "BELOW TARGET"
+            print(f"      target >= {target} events/s at batch {r['batch_size']:,}: {verdict}", flush=True)
+        return
     print(
         f"  batch {r['batch_size']:>6}: ingest {r['ingest_events_per_s']:8.0f} events/s "
         f"({r['hits']} hits in {r['batches']} batches, {r['batch_ms_p50']:.1f} ms/batch p50, "
@@ -393,6 +416,13 @@ def run(
 ) -> list[dict[str, Any]]:
     configure_django(db)
     from django.db import connection
+
+    if CLICKHOUSE:
+        from analytics import migrator, store
+
+        migrator.apply()
+        for table in migrator.tables():
+            store.client().command(f"TRUNCATE TABLE {table}")
 
     results = []
     today = dt.datetime.now(dt.UTC).date()
@@ -446,7 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file in the temp directory, not MariaDB")
     parser.add_argument("--quick", action="store_true", help=f"fewer hits ({QUICK_EVENTS}): tries the script")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--analytics-url", help="write events and visits to this ClickHouse (chdb:///path)")
     args = parser.parse_args(argv)
+    global CLICKHOUSE
+    if args.analytics_url:
+        os.environ["ANALYTICS_URL"] = args.analytics_url
+        CLICKHOUSE = True
     sizes = parse_sizes(args.batch_sizes, args.events or (QUICK_EVENTS if args.quick else None))
     global HIT_IDS
     HIT_IDS = args.hit_ids

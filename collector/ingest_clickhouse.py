@@ -113,16 +113,16 @@ _STATE_SQL = ", ".join(f"toUnixTimestamp64Milli({c})" if c in MS else c for c in
 OPEN_VISITS_SQL = f"""
 SELECT site_id, visit_key, argMaxIf(({_STATE_SQL}), version, sign = 1)
 FROM sessions
-WHERE site_id IN %(sites)s AND visitor_id IN %(visitors)s
-  AND started >= fromUnixTimestamp64Milli(%(since)s, 'UTC')
+WHERE site_id IN {{sites:Array(UInt64)}} AND visitor_id IN {{visitors:Array(Int64)}}
+  AND started >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')
 GROUP BY site_id, visit_key
 HAVING sum(sign) > 0
 """
 WRITTEN_SQL = """
 SELECT hit_id FROM events
-WHERE site_id IN %(sites)s
-  AND ts BETWEEN fromUnixTimestamp64Milli(%(first)s, 'UTC') AND fromUnixTimestamp64Milli(%(last)s, 'UTC')
-  AND hit_id IN %(ids)s
+WHERE site_id IN {sites:Array(UInt64)}
+  AND ts BETWEEN fromUnixTimestamp64Milli({first:Int64}, 'UTC') AND fromUnixTimestamp64Milli({last:Int64}, 'UTC')
+  AND hit_id IN {ids:Array(String)}
 """
 
 

@@ -76,6 +76,10 @@ def test_migrate_touches_no_clickhouse_on_the_sql_backend(db: Any, settings: Any
     call_command("migrate", verbosity=0)
 
 
+def test_the_site_tables_are_those_the_migrations_create() -> None:
+    assert set(store.SITE_TABLES) == set(migrator.tables())
+
+
 def test_single_node_ddl() -> None:
     name, module = migrator.available()[0]
     sql = migrator.statements(module)

@@ -52,6 +52,20 @@ def test_seed_demo_fills_the_demo_site_once(capsys):
     assert Event.objects.filter(site=site).count() == events
 
 
+def test_seed_demo_fills_the_demo_site_on_clickhouse_once(clickhouse_store, capsys):
+    call_command("seed_demo", "--days", "3", "--visitors-per-day", "20")
+    site = Site.objects.get(domain="demo.fathom.test")
+    count = "SELECT count() FROM events WHERE site_id = %(s)s"
+    events = clickhouse_store.query(count, parameters={"s": site.id}).result_rows[0][0]
+    assert events > 50
+    assert Event.objects.count() == HourlyTotal.objects.count() == 0
+    call_command("seed_demo", "--days", "3", "--visitors-per-day", "20")
+    assert "already has data" in capsys.readouterr().out
+    assert clickhouse_store.query(count, parameters={"s": site.id}).result_rows[0][0] == events
+    call_command("seed_demo", "--days", "1", "--visitors-per-day", "5", "--reset")
+    assert 0 < clickhouse_store.query(count, parameters={"s": site.id}).result_rows[0][0] < events
+
+
 def test_the_demo_user_is_a_superuser_who_can_open_the_security_dashboard(client):
     call_command("seed_demo", "--days", "1", "--visitors-per-day", "5", stdout=StringIO())
     assert get_user_model().objects.get(username="demo").is_superuser

@@ -236,6 +236,20 @@ def test_a_duplicate_delivery_counts_once(browser_client, site, sqs):
     assert HourlyTotal.objects.get().visits == 2
 
 
+def test_on_clickhouse_the_batch_goes_to_the_analytics_store(browser_client, site, sqs, ingest_spy, clickhouse_store):
+    post_hits(browser_client, site, ["/", "/pricing", "/pricing"])
+    event = sqs.event(sqs.receive("ingest"))
+
+    assert handler(event, None) == {"batchItemFailures": []}
+    assert handler(event, None) == {"batchItemFailures": []}  # redelivered: counts once
+
+    assert ingest_spy == [3, 3]
+    paths = clickhouse_store.query("SELECT path FROM events ORDER BY path").result_rows
+    assert paths == [("/",), ("/pricing",), ("/pricing",)]
+    assert clickhouse_store.query("SELECT sum(sign * pageviews) FROM sessions").result_rows == [(3,)]
+    assert Event.objects.count() == Visit.objects.count() == HourlyTotal.objects.count() == 0
+
+
 # --- poison messages and failing tasks ---------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from analytics import store as analytics_store
 from collector.ingest import ingest_batch
 from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdown, Visit
 from collector.payload import parse_hit
@@ -123,10 +124,13 @@ class Command(BaseCommand):
         )
         link = self._shared_link(site)
         self.stdout.write(f"public dashboard (shared link, no password): /share/{link.token}/")
+        clickhouse = analytics_store.kind() == analytics_store.CLICKHOUSE
         if reset:
+            if clickhouse:
+                analytics_store.delete_site_rows(site.id)
             for model in (Event, Visit, HourlyTotal, DailyBreakdown, MonthlyBreakdown):
                 model.objects.filter(site=site).delete()
-        elif Event.objects.filter(site=site).exists():
+        elif analytics_store.site_has_rows(site.id) if clickhouse else Event.objects.filter(site=site).exists():
             self.stdout.write(f"demo site {site.domain} ({site.public_id}) already has data; --reset to refill")
             return
         total = self._fill(site, days, visitors_per_day, random.Random(seed))
