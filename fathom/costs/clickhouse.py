@@ -15,9 +15,10 @@ Sizing (every input has its source, shown by the command):
 - Stored data = hits a month x months kept x compressed bytes per event (events + sessions rows,
   measured on the bench's generated year).
 - Compute: one unit per replica per `ch_events_per_unit` hits a month, at least one. A dashboard
-  view scans the period's events, so the compute a site needs follows its 30-day event count; the
-  figure is the 30-day window that one unit's worth of cores (2 vCPU: this machine) answered within
-  the issue's target in the benchmark. Many people viewing at once need more: not modelled.
+  view scans the period's events, so the compute a site needs follows its 30-day event count. The
+  default is an assumption, not a measurement of this project's queries (see its source): the
+  benchmark on 2 cores missed the issue's latency targets, so a real deployment should size from its
+  own p95. Many people viewing at once need more: not modelled.
 - Self-hosted shards = the units a replica needs / the units one instance has, at least one.
 """
 
@@ -36,16 +37,19 @@ TB = 1e12
 
 CLICKHOUSE_INPUTS: dict[str, tuple[float, str]] = {
     "ch_bytes_per_event": (
-        80.0,
-        "compressed bytes per stored event, events + sessions rows: 10,020,808 events take 638 MB + 181 MB "
-        "on chdb after merges (docs/benchmarks.md §5, the generated year at 10M), rounded down",
+        82.0,
+        "compressed bytes per stored event, events + sessions rows: the bench's generated year at 10M, "
+        "10,020,808 events in 636.1 MB + 3,233,562 visits in 184.1 MB on chdb after merges = 81.9 B "
+        "(docs/benchmarks.md §5; a third of it the random 32-character hit ids)",
     ),
     "ch_retention_months": (24, "assumed: months of events kept (nothing deletes old months today)"),
     "ch_replicas": (2, "Scale tier minimum (2+ replicas); self-hosted: 2 replicas per shard, two AZs"),
     "ch_events_per_unit": (
         10_000_000,
-        "hits a month one compute unit (2 vCPU) serves: at 100M stored, the filtered 30-day page over "
-        "~11M events met 1.5 s p95 on this 2-core machine (docs/benchmarks.md §5), rounded down",
+        "assumed hits a month per compute unit (2 vCPU): the issue's spike answered a filtered 30-day "
+        "page's 8 queries over 10M stored events in 0.20-0.23 s with chdb on a 2-core machine; this "
+        "project's backend took 2.5-6.6 s (p50, 16 calls) there under a load average of ~5 "
+        "(docs/benchmarks.md §5): until it comes near the spike, size up with --ch-events-per-unit",
     ),
     "ch_backups": (1, "ClickHouse Cloud keeps one backup by default, billed as storage; self-hosted: one S3 copy"),
     "ch_insert_bytes_per_hit": (
