@@ -48,7 +48,7 @@ CLICKHOUSE_INPUTS: dict[str, tuple[float, str]] = {
         10_000_000,
         "assumed hits a month per compute unit (2 vCPU): the issue's spike answered a filtered 30-day "
         "page's 8 queries over 10M stored events in 0.20-0.23 s with chdb on a 2-core machine; this "
-        "project's backend took 2.5-6.6 s (p50, 16 calls) there under a load average of ~5 "
+        "project's backend took 1.2-1.5 s (p50, 16 calls) there at a load average of 1-4.7, 2.5-6.6 s at ~5 "
         "(docs/benchmarks.md §5): until it comes near the spike, size up with --ch-events-per-unit",
     ),
     "ch_backups": (1, "ClickHouse Cloud keeps one backup by default, billed as storage; self-hosted: one S3 copy"),
