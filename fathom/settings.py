@@ -431,3 +431,32 @@ AWS_PRICES: dict[str, dict[str, object]] = {
         ("waf_request_per_million", 0.60, "USD per 1M requests inspected (blocked ones too)", _WAF),
     ]
 }
+# The analytics store on ClickHouse (fathom/costs/clickhouse.py), looked up 2026-12-03. ClickHouse Cloud
+# publishes its rates in worked examples for AWS us-east-1: Scale tier "2 replicas x 8 GiB RAM, 2 vCPU"
+# always on = $436.95 a month -> 436.95 / (2 x 730 h) = $0.2993 per compute unit-hour; "1TB of data + 1
+# backup" = $50.60 -> $25.30 per TB-month, backups billed as storage.
+_CH_CLOUD = "clickhouse.com/docs/cloud/manage/billing/overview (AWS us-east-1 examples); clickhouse.com/pricing"
+_EC2 = "aws.amazon.com/ec2/pricing/on-demand/ (Linux, us-east-1)"
+AWS_PRICES |= {
+    name: {"value": value, "unit": unit, "source": source, "date": "2026-12-03"}
+    for name, value, unit, source in [
+        ("clickhouse_cloud_unit_hour", 0.2993, "USD per compute unit-hour (8 GiB, 2 vCPU), Scale tier", _CH_CLOUD),
+        ("clickhouse_cloud_storage_tb_month", 25.30, "USD per TB-month, compressed, backups included", _CH_CLOUD),
+        (
+            "privatelink_endpoint_az_hour",
+            0.01,
+            "USD per interface endpoint per AZ-hour",
+            "aws.amazon.com/privatelink/pricing/",
+        ),
+        ("privatelink_gb", 0.01, "USD per GB processed, first 1 PB a month", "aws.amazon.com/privatelink/pricing/"),
+        ("ec2_m6i_xlarge_hour", 0.192, "USD per instance-hour, m6i.xlarge (4 vCPU, 16 GiB), on demand", _EC2),
+        ("ec2_t3_small_hour", 0.0208, "USD per instance-hour, t3.small (2 vCPU, 2 GiB), on demand", _EC2),
+        (
+            "ebs_gp3_gb_month",
+            0.08,
+            "USD per GB-month, gp3 (3,000 IOPS and 125 MB/s included)",
+            "aws.amazon.com/ebs/pricing/",
+        ),
+        ("s3_standard_gb_month", 0.023, "USD per GB-month, S3 Standard, first 50 TB", "aws.amazon.com/s3/pricing/"),
+    ]
+}

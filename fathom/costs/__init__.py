@@ -20,10 +20,13 @@ The model (one 730-hour month, AWS's convention; traffic spread evenly over it):
 - API Gateway REST / HTTP: the same hits priced per call instead of the ALB, Lambda the same.
 - Ceiling: reserved concurrency x memory x the month is the most web-Lambda duration anyone can bill;
   the timeout sets how long each stuck request bills.
+- The analytics store on ClickHouse (`clickhouse`): ClickHouse Cloud or a self-hosted EC2 cluster for
+  the same hits, priced beside the Lambda layout, not inside its totals.
 
 The modules: `base` (units, CostModelError, Value), `zappa` (zappa_settings.json: stages, `extends`,
 schedules), `model` (the inputs and usage over a period), `month` (the month's line items and the
-ceiling), `attack` (the attack night). Import from `fathom.costs`; every public name is here.
+ceiling), `attack` (the attack night), `clickhouse` (the analytics store). Import from `fathom.costs`;
+every public name is here.
 """
 
 from .attack import (
@@ -48,6 +51,7 @@ from .base import (
     CostModelError,
     Value,
 )
+from .clickhouse import CLICKHOUSE_INPUTS, clickhouse_inputs, estimate_clickhouse, sizing
 from .model import MEASURED, Model, billed_ms, build_model, check_prices, ingest_queue, lcu_hours, price, worker_usage
 from .month import Estimate, LineItem, alb_break_even, ceiling, concurrency_cap, estimate_month, tiered
 from .zappa import (
@@ -62,6 +66,7 @@ from .zappa import (
 
 __all__ = [
     "ACCOUNT_CONCURRENCY",
+    "CLICKHOUSE_INPUTS",
     "DAYS_PER_MONTH",
     "GIB",
     "HOURS_PER_MONTH",
@@ -86,8 +91,10 @@ __all__ = [
     "build_model",
     "ceiling",
     "check_prices",
+    "clickhouse_inputs",
     "concurrency_cap",
     "estimate_attack",
+    "estimate_clickhouse",
     "estimate_month",
     "function_from_settings",
     "ingest_queue",
@@ -97,6 +104,7 @@ __all__ = [
     "price",
     "price_window_delta",
     "resolve_stage",
+    "sizing",
     "tiered",
     "waf_lag_seconds",
     "waf_unblocked_share",

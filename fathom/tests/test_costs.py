@@ -51,6 +51,15 @@ PRICES: dict[str, dict[str, Any]] = {
         "waf_acl_month": 5.00,
         "waf_rule_month": 1.00,
         "waf_request_per_million": 0.60,
+        # The analytics store (2026-12-03): ClickHouse Cloud Scale tier, PrivateLink, EC2, EBS, S3.
+        "clickhouse_cloud_unit_hour": 0.2993,
+        "clickhouse_cloud_storage_tb_month": 25.30,
+        "privatelink_endpoint_az_hour": 0.01,
+        "privatelink_gb": 0.01,
+        "ec2_m6i_xlarge_hour": 0.192,
+        "ec2_t3_small_hour": 0.0208,
+        "ebs_gp3_gb_month": 0.08,
+        "s3_standard_gb_month": 0.023,
     }.items()
 }
 
@@ -591,3 +600,77 @@ def test_the_alb_wins_above_the_hits_where_its_fixed_hours_are_paid_back() -> No
     assert costs.alb_break_even(est, "apigw_http") == pytest.approx(16.425 / (1e-6 - 0.008 / 90_000))
     assert costs.alb_break_even(est, "apigw_rest") == pytest.approx(16.425 / (3.5e-6 - 0.008 / 90_000))
     assert costs.alb_break_even(costs.estimate_month(model(), PRICES, 0), "apigw_http") is None
+
+
+# ---- the analytics store on ClickHouse ---------------------------------------------------------
+
+CH = {"ch_bytes_per_event": 80, "ch_retention_months": 24, "ch_events_per_unit": 10_000_000, "ch_replicas": 2}
+
+
+def ch_items(hits: float, **overrides: float) -> dict[str, costs.LineItem]:
+    items = costs.estimate_clickhouse(costs.clickhouse_inputs({**CH, **overrides}), PRICES, hits)
+    return {f"{i.group} {i.label.split(':')[0].split(' (')[0]}": i for i in items}
+
+
+def test_clickhouse_cloud_and_self_hosted_for_ten_million_hits_by_hand() -> None:
+    items = ch_items(10_000_000)
+    # Stored: 10M hits x 24 months x 80 B = 19.2 GB. One unit per replica serves 10M hits a month.
+    cloud = {k: v for k, v in items.items() if k.startswith("ch_cloud")}
+    assert cloud["ch_cloud Compute"].quantity == 2 * 1 * 730
+    assert cloud["ch_cloud Compute"].cost == pytest.approx(1460 * 0.2993)  # 436.98
+    assert cloud["ch_cloud Storage"].quantity == pytest.approx(0.0192 * 2)  # the data + one backup, in TB
+    assert cloud["ch_cloud Storage"].cost == pytest.approx(0.0384 * 25.30)  # 0.97
+    assert cloud["ch_cloud PrivateLink endpoint"].cost == pytest.approx(2 * 730 * 0.01)  # 14.60
+    assert cloud["ch_cloud PrivateLink data processed"].quantity == pytest.approx(10_000_000 * 400 / 1e9)  # 4 GB
+    assert sum(i.cost for i in cloud.values()) == pytest.approx(436.978 + 0.97152 + 14.6 + 0.04)
+    ec2 = {k: v for k, v in items.items() if k.startswith("ch_ec2")}
+    assert ec2["ch_ec2 Nodes"].quantity == 1 * 2 * 730  # one shard, two replicas
+    assert ec2["ch_ec2 Keeper nodes"].cost == pytest.approx(3 * 730 * 0.0208)  # 45.55
+    assert ec2["ch_ec2 gp3 volumes"].quantity == pytest.approx(19.2 * 2 * 1.5)  # both replicas, 1.5x headroom
+    assert ec2["ch_ec2 Backup on S3"].cost == pytest.approx(19.2 * 0.023)
+    assert sum(i.cost for i in ec2.values()) == pytest.approx(280.32 + 45.552 + 4.608 + 0.4416)
+
+
+def test_clickhouse_compute_grows_in_units_and_shards_with_the_hits() -> None:
+    items = ch_items(25_000_000)
+    # 25M / 10M per unit -> 3 units a replica (Cloud: 2 x 3 units); self-hosted: 2 units an m6i.xlarge,
+    # so 2 shards x 2 replicas.
+    assert items["ch_cloud Compute"].quantity == 2 * 3 * 730
+    assert items["ch_cloud Compute"].label.startswith("Compute: 2 replicas x 3 units")
+    assert items["ch_ec2 Nodes"].quantity == 4 * 730
+    assert items["ch_ec2 Nodes"].label.startswith("Nodes: 2 shards x 2 replicas")
+    # No traffic still pays for the smallest service, and nothing for storage.
+    idle = ch_items(0)
+    assert idle["ch_cloud Compute"].quantity == 1460
+    assert idle["ch_cloud Storage"].cost == 0
+    # Half the months kept, half the storage.
+    assert ch_items(10_000_000, ch_retention_months=12)["ch_cloud Storage"].cost == pytest.approx(0.0384 * 25.30 / 2)
+
+
+def test_bad_clickhouse_inputs_are_rejected() -> None:
+    with pytest.raises(CostModelError, match="ch_retention_months must be positive"):
+        costs.clickhouse_inputs({"ch_retention_months": -1})
+    with pytest.raises(CostModelError, match="hits per month"):
+        costs.estimate_clickhouse(costs.clickhouse_inputs(), PRICES, -5)
+    with pytest.raises(CostModelError, match="clickhouse_cloud_unit_hour"):
+        costs.estimate_clickhouse(costs.clickhouse_inputs(), {}, 10)
+
+
+def test_the_command_prints_the_analytics_store_beside_the_lambda_totals(fixture_file: Path, settings: Any) -> None:
+    settings.AWS_PRICES = PRICES
+    args = ["--hits-per-month", "10000000", "--settings-file", str(fixture_file), "--web-stage", "web"]
+    args += ["--worker-stage", "worker", "--commands-stage", "commands", "--avg-ms", "20", "--rejected-ms", "2"]
+    text = run(*args, "--ch-bytes-per-event", "80", "--ch-events-per-unit", "10000000")
+    assert "Analytics store on ClickHouse (ANALYTICS_URL=clickhouse://; not in the totals above)" in text
+    assert "240,000,000 events stored (24 months), 19.2 GB compressed" in text
+    (cloud,) = [line for line in text.splitlines() if line.strip().startswith("ClickHouse Cloud (USD/month)")]
+    # 436.98 + 0.97 + 14.60 + 0.04 = 452.59; with the fixture's ALB layout (32.14, the by-hand test): 484.73.
+    assert cloud.split()[3:] == ["452.59", "with", "the", "ALB", "layout", "above:", "484.73"]
+    (own,) = [line for line in text.splitlines() if line.strip().startswith("self-hosted ClickHouse (USD/month)")]
+    assert own.split()[3] == "330.92"  # 280.32 + 45.55 + 4.61 + 0.44
+    assert "ch_retention_months = 24: assumed" in text
+    assert "ch_events_per_unit = 10,000,000: command line" in text
+    (total_line,) = [line for line in text.splitlines() if line.strip().startswith("TOTAL")]
+    assert total_line.split()[1:] == ["32.14", "49.83", "24.83"]  # the Lambda totals are unchanged
+    shorter = run(*args, "--ch-bytes-per-event", "80", "--retention-months", "12")
+    assert "120,000,000 events stored (12 months), 9.6 GB compressed" in shorter

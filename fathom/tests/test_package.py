@@ -68,7 +68,7 @@ def package_inputs_digest() -> str:
     digest = hashlib.sha256()
     files = [ROOT / name for name in ("manage.py", "zappa_settings.json", "requirements-lambda.txt")]
     files.append(ROOT / "scripts" / "package.sh")
-    for app in ("sites", "collector", "dashboard", "security", "fathom"):
+    for app in ("sites", "analytics", "collector", "dashboard", "security", "fathom"):
         for path in (ROOT / app).rglob("*"):
             parts = path.relative_to(ROOT).parts
             if path.is_file() and "tests" not in parts and "__pycache__" not in parts and path.suffix != ".pyc":
@@ -237,6 +237,14 @@ class Context:
 
 
 def provenance():
+    # The analytics store's client and its compiled parts load from the zip; the embedded engine
+    # (chdb, dev/test only) is not there at all.
+    import clickhouse_connect
+    from clickhouse_connect.driver import httpclient
+    from clickhouse_connect.driverc import buffer, dataconv
+    import lz4.frame
+    from backports import zstd
+    import importlib.util
     stdlib = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib")}
     outside = []
     for name, module in list(sys.modules.items()):
@@ -260,6 +268,8 @@ def provenance():
         "mysqlclient_loaded": "MySQLdb._mysql" in sys.modules
         or any("/MySQLdb/" in (getattr(m, "__file__", None) or "") for m in list(sys.modules.values())),
         "re2": re2.__file__,
+        "clickhouse": [m.__file__ for m in (clickhouse_connect, httpclient, buffer, dataconv, lz4.frame, zstd)],
+        "chdb_importable": importlib.util.find_spec("chdb") is not None,
     }
 
 
@@ -556,6 +566,7 @@ def test_the_zips_hold_the_runtime_only_and_fit_lambda(package_zips, unzipped):
             "staticfiles/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js",
             "pymysql/__init__.py",
             "re2/__init__.py",
+            "clickhouse_connect/__init__.py",
         ):
             assert required in names, f"{stage} lacks {required}"
         forbidden = [
@@ -563,6 +574,8 @@ def test_the_zips_hold_the_runtime_only_and_fit_lambda(package_zips, unzipped):
             for n in names
             if n.startswith((".venv/", "MySQLdb/", "_pytest/", "pytest/", "moto/", "playwright/", "ruff", "zappa/"))
             or n.startswith(("bench/", "docs/", "artifacts/", "build/", ".ci/", "scripts/", "bin/", "pycurl"))
+            # The embedded ClickHouse engine and what it brings (~0.5 GB) are dev/test only.
+            or n.startswith(("chdb/", "chdb-", "pandas/", "pyarrow/", "numpy/"))
             or "/tests/" in n
             or n == "testing.py"
             or n.endswith((".pyc", "conftest.py", "db.sqlite3", "zappa_settings.json"))
@@ -598,6 +611,8 @@ def test_only_the_zip_is_importable_and_mysqldb_is_pymysql(web, worker, commands
         assert facts["MySQLdb"] == "pymysql", f"{driver.stage}: MySQLdb is {facts['MySQLdb']} ({facts['MySQLdb_file']})"
         assert not facts["mysqlclient_loaded"]
         assert facts["re2"].startswith(str(driver.proc.args[-2]))
+        assert all(path.startswith(str(driver.proc.args[-2])) for path in facts["clickhouse"]), facts["clickhouse"]
+        assert not facts["chdb_importable"]
 
 
 def test_re2_from_the_pinned_wheel_runs_the_bot_detection(web):

@@ -19,6 +19,17 @@ GROUPS = {
     "waf": "WAF (--waf)",
     "free": "Always-free allowances (--free-tier)",
 }
+CLICKHOUSE_GROUPS = {
+    "ch_cloud": "Analytics store: ClickHouse Cloud, Scale tier (AWS us-east-1)",
+    "ch_ec2": "Analytics store instead: self-hosted ClickHouse on EC2",
+}
+# Flags that override a ClickHouse input (dest -> input name).
+CLICKHOUSE_OVERRIDES = {
+    "retention_months": "ch_retention_months",
+    "ch_bytes_per_event": "ch_bytes_per_event",
+    "ch_events_per_unit": "ch_events_per_unit",
+    "ch_replicas": "ch_replicas",
+}
 # Flags that override a model input (dest -> input name); None keeps the documented default.
 OVERRIDES = {
     "avg_ms": "avg_ms",
@@ -38,8 +49,9 @@ OVERRIDES = {
 class Command(BaseCommand):
     help = (
         "Print the monthly AWS cost of zappa_settings.json for N collector hits (ALB vs API Gateway REST and "
-        "HTTP APIs), the denial-of-wallet ceiling its concurrency and timeout allow, and optionally what an "
-        "attack night adds with and without the WAF bans. Prices: settings.AWS_PRICES."
+        "HTTP APIs), the analytics store on ClickHouse (Cloud or self-hosted), the denial-of-wallet ceiling its "
+        "concurrency and timeout allow, and optionally what an attack night adds with and without the WAF bans. "
+        "Prices: settings.AWS_PRICES."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -66,6 +78,10 @@ class Command(BaseCommand):
         parser.add_argument("--waf-blocked-share", type=float, help="share of attack requests the WAF blocks")
         parser.add_argument("--attack-accepted-share", type=float, help="share of attack requests queued (202)")
         parser.add_argument("--ban-seconds", type=float, help="seconds until an attacking address is banned")
+        parser.add_argument("--retention-months", type=float, help="ClickHouse: months of events kept (default 24)")
+        parser.add_argument("--ch-bytes-per-event", type=float, help="ClickHouse: compressed bytes per stored event")
+        parser.add_argument("--ch-events-per-unit", type=float, help="ClickHouse: hits a month per compute unit")
+        parser.add_argument("--ch-replicas", type=float, help="ClickHouse: replicas (of each shard)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         hits = options["hits_per_month"]
@@ -85,6 +101,8 @@ class Command(BaseCommand):
                 overrides={name: options[dest] for dest, name in OVERRIDES.items()},
             )
             est = costs.estimate_month(model, prices, hits, waf=options["waf"], free_tier=options["free_tier"])
+            ch_inputs = costs.clickhouse_inputs({name: options[dest] for dest, name in CLICKHOUSE_OVERRIDES.items()})
+            ch_items = costs.estimate_clickhouse(ch_inputs, prices, hits)
             attack = None
             if options["attack_multiplier"] is not None:
                 attack = costs.estimate_attack(
@@ -113,10 +131,11 @@ class Command(BaseCommand):
                 out(f"  note: stage {fn.stage!r} is not in the file: Zappa's defaults are assumed for it")
         self._items(est)
         self._totals(est)
+        self._clickhouse(est, ch_inputs, ch_items)
         self._ceiling(model, prices)
         if attack:
             self._attack(model, attack, *months)
-        self._assumptions(model, est)
+        self._assumptions(model, est, ch_inputs)
         self._prices(prices)
 
     # ---- sections --------------------------------------------------------------------------------
@@ -163,6 +182,24 @@ class Command(BaseCommand):
             )
         if totals["apigw_http"] is None:
             out("  (HTTP APIs cannot have a WAF web ACL attached: no total with --waf)")
+
+    def _clickhouse(self, est: Estimate, inputs: dict[str, Any], items: list[LineItem]) -> None:
+        out = self.stdout.write
+        size = costs.sizing(inputs, est.hits)
+        out("")
+        out(
+            f"Analytics store on ClickHouse (ANALYTICS_URL=clickhouse://; not in the totals above): "
+            f"{size['stored_events']:,.0f} events stored ({inputs['ch_retention_months'].value:g} months), "
+            f"{size['stored_bytes'] / 1e9:,.1f} GB compressed"
+        )
+        for group, title in CLICKHOUSE_GROUPS.items():
+            out(title)
+            for item in (i for i in items if i.group == group):
+                out(_row(item))
+        alb = est.totals()["alb"]
+        for group, label in (("ch_cloud", "ClickHouse Cloud"), ("ch_ec2", "self-hosted ClickHouse")):
+            store = sum(i.cost for i in items if i.group == group)
+            out(f"  {label + ' (USD/month)':<50} {store:>11,.2f}   with the ALB layout above: {alb + store:,.2f}")
 
     def _ceiling(self, model: Model, prices: dict[str, Any]) -> None:
         out = self.stdout.write
@@ -228,7 +265,7 @@ class Command(BaseCommand):
                 out(_row(item))
             out(f"  {'total':<50} {'':>18}  {'':<34} {total:>11,.2f}")
 
-    def _assumptions(self, model: Model, est: Estimate) -> None:
+    def _assumptions(self, model: Model, est: Estimate, ch_inputs: dict[str, Any]) -> None:
         out = self.stdout.write
         out("")
         out("Assumptions (value: where it came from)")
@@ -256,8 +293,10 @@ class Command(BaseCommand):
             f"  worker: {usage['records_per_batch']:,.1f} hits per invocation (the batch window's arrivals over "
             f"{pollers} pollers, 1 to batch_size), {usage['worker_ms']:,} ms each"
         )
-        for name, value in model.inputs.items():
-            shown = f"{value.value:.4g}" if isinstance(value.value, float) else value.value
+        for name, value in (*model.inputs.items(), *ch_inputs.items()):
+            shown = value.value
+            if isinstance(shown, float):
+                shown = f"{shown:,.0f}" if shown.is_integer() else f"{shown:.4g}"
             out(f"  {name} = {shown}: {value.source}")
         out(
             "  not counted: dashboard and API traffic, data transfer out, CloudWatch logs, the database, Redis, "
@@ -290,7 +329,17 @@ def _row(item: LineItem) -> str:
     return f"  {item.label:<50} {quantity:>18}  {unit_price:<34} {item.cost:>11,.2f}"
 
 
-UNITS = {"ALB-hours": "ALB-hour", "LCU-hours": "LCU-hour", "ACL-months": "ACL-month", "rule-months": "rule-month"}
+UNITS = {
+    "ALB-hours": "ALB-hour",
+    "LCU-hours": "LCU-hour",
+    "ACL-months": "ACL-month",
+    "rule-months": "rule-month",
+    "unit-hours": "unit-hour",
+    "TB-months": "TB-month",
+    "GB-months": "GB-month",
+    "endpoint-AZ-hours": "endpoint-AZ-hour",
+    "instance-hours": "instance-hour",
+}
 
 
 def _unit(item: LineItem) -> str:
