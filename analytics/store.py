@@ -121,9 +121,14 @@ def site_has_rows(site_id: int) -> bool:
 
 
 def delete_site_rows(site_id: int) -> None:
-    """Delete a site's events and visits (lightweight DELETE: hidden at once, purged by merges)."""
+    """Delete a site's events and visits (lightweight DELETE: hidden at once, purged by merges).
+    On a cluster the rows live in the `_local` tables of every shard: deleted there, ON CLUSTER
+    (a Distributed table takes no DELETE)."""
+    name = cluster()
+    where = f" ON CLUSTER `{name}`" if name else ""
+    suffix = "_local" if name else ""
     for table in SITE_TABLES:
-        client().command(f"DELETE FROM {table} WHERE site_id = %(site)s", parameters={"site": site_id})
+        client().command(f"DELETE FROM `{table}{suffix}`{where} WHERE site_id = %(site)s", parameters={"site": site_id})
 
 
 def cluster() -> str:

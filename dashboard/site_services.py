@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from analytics import store as analytics_store
 from collector.models import DailyBreakdown, Event, HourlyTotal, MonthlyBreakdown, Visit
 from dashboard.models import Invitation, Membership, ReportFrequency, ReportSubscription, Role, SharedLink
 from sites.models import Site, normalize_domain
@@ -200,8 +201,9 @@ def update_site(site: Site, *, name: str, timezone_name: str, allowed_hostnames:
 
 def delete_site(site: Site) -> None:
     """Delete a site and everything recorded for it. The collector's tables reference the site
-    without a database constraint, so their rows go first, in bounded batches; teammates,
-    invitations, shared links and report subscriptions cascade."""
+    without a database constraint, so their rows go first, in bounded batches (and, with the
+    ClickHouse store, its events and visits there); teammates, invitations, shared links and
+    report subscriptions cascade."""
     with transaction.atomic():
         for model in (Event, Visit, HourlyTotal, DailyBreakdown, MonthlyBreakdown):
             while True:
@@ -209,6 +211,10 @@ def delete_site(site: Site) -> None:
                 if not ids:
                     break
                 model.objects.filter(pk__in=ids).delete()
+        if analytics_store.kind() == analytics_store.CLICKHOUSE:
+            # Before the site row: if ClickHouse is unreachable the deletion fails as a whole
+            # and can be retried, rather than leaving stats nobody can reach or delete.
+            analytics_store.delete_site_rows(site.pk)
         site.delete()  # sites.signals forgets the cached site: hits on their way are dropped
 
 

@@ -304,3 +304,36 @@ def test_the_ingest_worker_writes_through_clickhouse(clickhouse_store, site, bro
     assert len(events(clickhouse_store)) == 20
     assert totals(clickhouse_store)[:2] == (20, 20)
     assert_nothing_in_the_django_database()
+
+
+def test_deleting_a_site_deletes_its_events_and_visits_in_clickhouse(clickhouse_store, site):
+    from dashboard import site_services
+    from sites.models import Site
+
+    other = Site.objects.create(domain="other.example", name="Other", timezone="UTC")
+    ingest_batch([hit(site, 1, at=0), hit(site, 2, at=MIN), hit(other, 3, at=0, vid=2)])
+    assert len(events(clickhouse_store)) == 3
+
+    site_services.delete_site(site)
+
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert [row[0] for row in events(clickhouse_store, "site_id")] == [other.pk]
+    assert clickhouse_store.query("SELECT DISTINCT site_id FROM sessions").result_rows == [(other.pk,)]
+
+
+def test_on_a_cluster_a_sites_rows_are_deleted_from_every_shards_local_tables(settings, monkeypatch):
+    from analytics import store
+
+    sent = []
+
+    class Recorder:
+        def command(self, sql: str, parameters: dict[str, Any]) -> None:
+            sent.append((sql, parameters))
+
+    settings.ANALYTICS_CLUSTER = "analytics"
+    monkeypatch.setattr(store, "client", Recorder)
+    store.delete_site_rows(7)
+    assert sent == [
+        ("DELETE FROM `events_local` ON CLUSTER `analytics` WHERE site_id = %(site)s", {"site": 7}),
+        ("DELETE FROM `sessions_local` ON CLUSTER `analytics` WHERE site_id = %(site)s", {"site": 7}),
+    ]
