@@ -56,7 +56,7 @@ from collector.models import (
     Visit,
 )
 from collector.payload import ENGAGEMENT
-from collector.rollups import adapt, adapt_datetime, insert_rows, upsert_add, upsert_replace
+from collector.rollups import adapt, adapt_datetime, insert_rows, monthly_rows, upsert_add, upsert_replace
 from collector.write_errors import about_the_data, describe
 from security.bans import current_snapshot
 from security.guards import ban_tokens
@@ -498,27 +498,9 @@ def _write(hits: list[dict[str, Any]]) -> IngestResult:
         ]
         upsert_add(HourlyTotal, HOURLY_KEY, HOURLY_ADD, hourly_rows)
         upsert_add(DailyBreakdown, DAILY_KEY, DAILY_ADD, daily_rows, insert_only=("value",))
-        upsert_add(MonthlyBreakdown, MONTHLY_KEY, DAILY_ADD, monthly_rows(batch), insert_only=("value",))
+        monthly = monthly_rows(batch.daily, batch.daily_values)
+        upsert_add(MonthlyBreakdown, MONTHLY_KEY, DAILY_ADD, monthly, insert_only=("value",))
     return result
-
-
-def monthly_rows(batch: _Batch) -> list[tuple]:
-    """The batch's daily deltas summed per (site, dim, month, value_hash), as MONTHLY_KEY +
-    value + DAILY_ADD tuples: every DailyBreakdown column is an additive delta, so each
-    MonthlyBreakdown row stays exactly the sum of its month's daily rows."""
-    months: dict[tuple, list[int]] = {}
-    values: dict[tuple, str] = {}
-    for (site_id, dim, day, value_hash), row in batch.daily.items():
-        if not any(row.values()):
-            continue
-        key = (site_id, dim, day.replace(day=1), value_hash)
-        sums = months.get(key)
-        if sums is None:
-            sums = months[key] = [0] * len(DAILY_ADD)
-            values[key] = batch.daily_values[(site_id, dim, day, value_hash)]
-        for i, column in enumerate(DAILY_ADD):
-            sums[i] += row.get(column, 0)
-    return [(*map(adapt, key), values[key], *sums) for key, sums in months.items() if any(sums)]
 
 
 def event_row(hit: dict[str, Any], *, ts: dt.datetime, visit: VisitState) -> tuple:

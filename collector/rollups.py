@@ -137,3 +137,23 @@ def backfill_monthly(conn: Any = None) -> int:
             f"GROUP BY {qn('site_id')}, {qn('dim')}, {month}, {qn('value_hash')}"
         )
         return max(cursor.rowcount, 0)
+
+
+def monthly_rows(daily: dict[tuple, dict[str, int]], values: dict[tuple, str]) -> list[tuple]:
+    """A batch's DailyBreakdown deltas ((site_id, dim, day, value_hash) -> {column: increment},
+    and each key's value) summed per (site, dim, month, value_hash), as MonthlyBreakdown key +
+    value + BREAKDOWN_COLUMNS tuples: every daily column is an additive delta, so each
+    MonthlyBreakdown row stays exactly the sum of its month's daily rows."""
+    months: dict[tuple, list[int]] = {}
+    month_values: dict[tuple, str] = {}
+    for (site_id, dim, day, value_hash), row in daily.items():
+        if not any(row.values()):
+            continue
+        key = (site_id, dim, day.replace(day=1), value_hash)
+        sums = months.get(key)
+        if sums is None:
+            sums = months[key] = [0] * len(BREAKDOWN_COLUMNS)
+            month_values[key] = values[(site_id, dim, day, value_hash)]
+        for i, column in enumerate(BREAKDOWN_COLUMNS):
+            sums[i] += row.get(column, 0)
+    return [(*map(adapt, key), month_values[key], *sums) for key, sums in months.items() if any(sums)]
