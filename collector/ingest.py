@@ -47,6 +47,7 @@ from collector import ingest_clickhouse
 from collector.message_check import hit_label, problem_of
 from collector.models import (
     BREAKDOWN_COLUMNS,
+    VISIT_ATTRIBUTES,
     DailyBreakdown,
     Dimension,
     Event,
@@ -94,17 +95,7 @@ VISIT_COLUMNS = (
     "events",
     "interactive",
     "engaged_ms",
-    "entry_path",
-    "exit_path",
-    "referrer",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "browser",
-    "os",
-    "device",
-    "country",
+    *VISIT_ATTRIBUTES,
     "seen",
 )
 # The visit's attributes every event row carries (Event column, VisitState field): set when the

@@ -64,6 +64,7 @@ from typing import Any
 from django.conf import settings
 
 from analytics import store
+from collector.models import VISIT_ATTRIBUTES
 from collector.payload import ENGAGEMENT
 from collector.write_errors import AnalyticsStoreUnavailable, clickhouse_about_the_data, describe
 from sites.models import Site
@@ -134,17 +135,7 @@ STATE = (
     "events",
     "interactive",
     "engaged_ms",
-    "entry_path",
-    "exit_path",
-    "referrer",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "browser",
-    "os",
-    "device",
-    "country",
+    *VISIT_ATTRIBUTES,
 )
 SESSION_COLUMNS = ("site_id", "visit_key", "sign", *STATE)
 SESSION_TYPES = ("UInt64", "Int64", "Int8", "Int64", "UInt32", TS, TS, "UInt32", "UInt32", "UInt8", "UInt64")

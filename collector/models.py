@@ -77,6 +77,23 @@ class Event(models.Model):
         return f"{self.name} {self.path}"
 
 
+# A visit's pages and attributes, in the order the ingest paths keep them (collector.ingest's
+# VisitState, collector.ingest_clickhouse's session rows).
+VISIT_ATTRIBUTES = (
+    "entry_path",
+    "exit_path",
+    "referrer",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "browser",
+    "os",
+    "device",
+    "country",
+)
+
+
 class Visit(models.Model):
     """A visit (session): a visitor's hits with less than VISIT_TIMEOUT_MINUTES between them."""
 
