@@ -234,15 +234,18 @@ class Refused(Exception):
 
 
 def test_a_hit_clickhouse_refuses_is_isolated_and_the_rest_written_once(clickhouse_store, site, monkeypatch, caplog):
-    real = ingest_clickhouse._event_row
+    real = ingest_clickhouse._event_columns
 
-    def row(hit: dict[str, Any], visit: Any) -> tuple:
-        values = real(hit, visit)
-        if hit["id"] == f"{7:032x}":
-            return (*values[:28], 40_000, *values[29:])  # past Int16: the driver's DataError
+    def columns(hits: list[dict[str, Any]], visits: list) -> list[list]:
+        values = real(hits, visits)
+        scroll_depth = ingest_clickhouse.EVENT_COLUMNS.index("scroll_depth")
+        values[scroll_depth] = [
+            40_000 if hit["id"] == f"{7:032x}" else depth  # past Int16: the driver's DataError
+            for hit, depth in zip(hits, values[scroll_depth], strict=True)
+        ]
         return values
 
-    monkeypatch.setattr(ingest_clickhouse, "_event_row", row)
+    monkeypatch.setattr(ingest_clickhouse, "_event_columns", columns)
     batch = [hit(site, n, at=n * MIN, vid=n) for n in range(12)]
     result = ingest_batch(batch)
     assert (result.written, result.poison, result.dropped) == (11, 1, 1)
