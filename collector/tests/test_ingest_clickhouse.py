@@ -168,7 +168,7 @@ def test_a_batch_of_many_visitors_is_looked_up_and_written(clickhouse_store, sit
     max_query_size (256 KiB), which the worker raises to the statement's size."""
     batch = [hit(site, n, at=n, vid=-(10**18) - n) for n in range(15_000)]
     assert ingest_batch(batch).written == 15_000
-    again = ingest_batch(batch[-10:] + [hit(site, 15_000, at=15_000, vid=-(10**18) - 1)])
+    again = ingest_batch([*batch[-10:], hit(site, 15_000, at=15_000, vid=-(10**18) - 1)])
     assert (again.written, again.duplicates) == (1, 10)
     assert totals(clickhouse_store)[:2] == (15_000, 15_001)
 
