@@ -126,8 +126,9 @@ def print_result(r: dict[str, Any]) -> None:
         flush=True,
     )
     print(
-        f"      without the first batch (the process's one-time costs: clickhouse-connect imports pandas, "
-        f"when installed, on its first INSERT): {r['ingest_events_per_s_after_first']:8.0f} events/s",
+        f"      without this size's first batch: {r['ingest_events_per_s_after_first']:8.0f} events/s (the run's "
+        f"first batch pays the process's one-time costs: clickhouse-connect imports pandas, when installed, "
+        f"on its first INSERT)",
         flush=True,
     )
     inside = ", ".join(
