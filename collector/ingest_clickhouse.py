@@ -7,38 +7,43 @@ dashboard reads ClickHouse. Per batch, in this order:
 
 1.-2. One SELECT (one round trip, two scalar subqueries) answers both questions the worker asks
    before writing:
-   - which hit ids are already in `events`, pruned by the batch's sites and time range (the
-     table's key starts with site and day) and by the batch's visitor ids (an event row carries
-     its visit's visitor id, which is the hit's vid or pvid: both are in the set; with the key's
-     visitor_id this keeps a day of a large site from being read for its hit ids). Those hits are
-     skipped, so a redelivered message never counts twice, wholly or partly redelivered;
-   - the open-visit state: the latest state row of each visit of the batch's visitors (vid and
-     pvid) in `sessions`, `argMaxIf(..., version, sign = 1)` of the visits whose signs still sum
+   - which hit ids are already in `events`: the SELECT returns the stored hit ids of the batch's
+     visitor ids (vid and pvid: an event row carries its visit's visitor id, which is one of
+     them) between the batch's first and last timestamp, pruned by the table's key (site, day,
+     name, visitor, ts), and the batch's own ids among them are skipped in Python, so a
+     redelivered message never counts twice, wholly or partly redelivered. The hit ids are not
+     sent: as SQL text they cost clickhouse-connect's regular expressions and the engine's
+     parser ~45 ns a byte (~15 ms for 10,000 ids, 0.34 MB); the answer is the visitors' other events in
+     that range too, usually few (a batch spans seconds to minutes of a visitor's hits);
+   - the open-visit state: the latest state row of each visit of the batch's visitors in
+     `sessions`, `argMaxIf(..., version, sign = 1)` of the visits whose signs still sum
      to more than 0, pruned by site and by a start at most 2 days before the batch's first hit
      (a visitor id lives two UTC days: vid on its day, pvid on the next). Visitors whose hits
      all turn out to be duplicates are looked up too (a few rows more, never written back).
      Nothing is kept in the worker between batches, so a restarted worker (or another one)
      continues visits exactly.
-   The ids and visitors go into the SQL text as one string literal each, split by the server
-   (`splitByChar`): clickhouse-connect's parameter binding formats a list element by element,
-   and each string character by character, in Python; a literal costs one `str.replace`. The literal is escaped
-   (backslash, quote; NUL as the separator, which the message check keeps out of hit ids), and
-   max_query_size is raised to the statement's size (a batch of 10,000 is ~0.7 MB of SQL).
+   The visitor ids travel as one binary query parameter, `$visitors$`: clickhouse-connect
+   splices the bytes into the query as a heredoc string (no escaping; its parameter binding
+   would format a list element by element in Python), and the server splits them.
+   max_query_size is raised to the statement's size (10,000 visitors are ~0.2 MB).
 3. Hits replayed in time order in memory, as the SQL path does (collector.ingest._process):
    a hit joins the visitor's visit if within VISIT_TIMEOUT_MINUTES of it, else starts one; an
    engagement report extends last_seen and engaged_ms or is dropped without a visit.
 4. One INSERT of events (each with its visit's attributes: entry page, source, referrer, UTM,
-   browser, OS, device, country), then one INSERT of sessions: per changed visit a cancel row
-   (its old state, sign -1, old version) and its new state (sign +1, version + 1); a new visit
-   is one state row. The sessions table (VersionedCollapsingMergeTree) folds each pair away
-   in the background; until then, sums of `x * sign` give the right answer.
+   browser, OS, device, country), built column by column (one list per column, no tuple per
+   hit; a visit is a list, see SITE_ID..EXIT_PATH), then one INSERT of sessions: per changed
+   visit a cancel row (its old state, sign -1, old version) and its new state (sign +1,
+   version + 1); a new visit is one state row. The sessions table
+   (VersionedCollapsingMergeTree) folds each pair away in the background; until then, sums of
+   `x * sign` give the right answer.
 
 The INSERTs are column-oriented, with the column types given (without them clickhouse-connect
 runs a DESCRIBE TABLE before every INSERT), timestamps as integer milliseconds. What a batch
-costs, and where (docs/benchmarks.md, "ClickHouse ingest"): at 1,000 hits the engine's three
-statements are most of it (each has a fixed cost of several ms of CPU), the Python around them
-~15-25 us a hit (the message check ~3 us of it); clickhouse-connect's own serialization is
-~1.3 ms per 1,000 events.
+costs, and where (docs/benchmarks.md, "ClickHouse ingest"): at 1,000 hits ~42 ms of the calling
+thread's CPU, the engine's three statements ~33 of it (each has a fixed cost of several ms), the
+Python ~9 (the message check ~3); at 10,000 ~150 ms, ~100 of it Python. One INSERT into a Null
+table routed to both tables by materialized views was measured at 1.7x the two INSERTs' cost,
+and is not used.
 
 Each INSERT carries insert_deduplication_token = a hash of the batch's hit ids, so an INSERT
 that reached the server but whose answer was lost, retried with the same batch, is dropped by
@@ -49,7 +54,10 @@ visitor at the same moment each read the same state and each write a cancel + st
 cancel rows are identical and collapse once, so the visit is left with two state rows (counts
 of that visit double) - with one consumer per queue, or SQS's visibility timeout, a visitor's
 hits are rarely in two batches at once. A crash between the two INSERTs leaves the batch's
-events without their visit update; the redelivered batch finds the events and skips them.
+events without their visit update; the redelivered batch finds the events and skips them. The
+lookup's answer holds every stored event of the batch's visitors in its time range: a visitor
+with very many events there (a bot not yet banned, a batch spanning hours of a backlog) makes it
+that long (its hit ids, ~35 bytes each).
 """
 
 from __future__ import annotations
