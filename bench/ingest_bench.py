@@ -29,8 +29,8 @@ created AS events (`bench_events_baseline`: same engine, key and settings). The 
 inside ClickHouse is split by statement (the lookup SELECT, each INSERT) and the load average is
 printed with the figures.
 
-The hits are made in bench/ingest_hits.py, the ClickHouse timer, baseline and report in
-bench/ingest_ch.py.
+The hits are made in bench/ingest_data.py, the ClickHouse timer, baseline and report in
+bench/ingest_bench_ch.py.
 """
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ingest_ch, ingest_hits
+from bench import ingest_bench_ch, ingest_data
 from bench.common import INGEST_DAYS_AGO, BenchDatabase, log
-from bench.ingest_hits import generate_hits, new_hit_id
+from bench.ingest_data import generate_hits, new_hit_id
 from collector.payload import ENGAGEMENT
 
 DEFAULT_EVENTS = {1: 2_000, 100: 20_000, 1000: 30_000, 10000: 50_000}
@@ -211,10 +211,10 @@ def bench_batch_size(
     if CLICKHOUSE:
         from analytics import store
 
-        timer = ingest_ch.ClickHouseTimer(store.client())
+        timer = ingest_bench_ch.ClickHouseTimer(store.client())
     load_before = os.getloadavg()
     for batch in batches:
-        baseline_columns = ingest_ch.clickhouse_baseline_columns(batch) if CLICKHOUSE else None
+        baseline_columns = ingest_bench_ch.clickhouse_baseline_columns(batch) if CLICKHOUSE else None
         if profiler is not None:
             profiler.start()
         cpu0, own0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
@@ -236,7 +236,7 @@ def bench_batch_size(
         dropped += result.dropped
 
         if CLICKHOUSE:
-            seconds, cpu = ingest_ch.clickhouse_baseline_insert(baseline_columns)
+            seconds, cpu = ingest_bench_ch.clickhouse_baseline_insert(baseline_columns)
             baseline_s += seconds
             baseline_cpu += cpu
             continue
@@ -256,7 +256,7 @@ def bench_batch_size(
     names = Counter(hit["n"] if hit["n"] in ("pageview", ENGAGEMENT) else "custom" for hit in hits)
     result = {
         "batch_size": batch_size,
-        "hit_ids": ingest_hits.HIT_IDS,
+        "hit_ids": ingest_data.HIT_IDS,
         "hits": len(hits),
         "batches": n_batches,
         "written": written,
@@ -309,7 +309,7 @@ def speed(ratio: float) -> str:
 
 def print_result(r: dict[str, Any]) -> None:
     if CLICKHOUSE:
-        ingest_ch.print_result(r)
+        ingest_bench_ch.print_result(r)
         return
     print(
         f"  batch {r['batch_size']:>6}: ingest {r['ingest_events_per_s']:8.0f} events/s "
@@ -344,7 +344,7 @@ def run(
     from django.db import connection
 
     if CLICKHOUSE:
-        ingest_ch.prepare()
+        ingest_bench_ch.prepare()
 
     results = []
     today = dt.datetime.now(dt.UTC).date()
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ANALYTICS_URL"] = args.analytics_url
         CLICKHOUSE = True
     sizes = parse_sizes(args.batch_sizes, args.events or (QUICK_EVENTS if args.quick else None))
-    ingest_hits.HIT_IDS = args.hit_ids
+    ingest_data.HIT_IDS = args.hit_ids
     own = args.database is None
     db = BenchDatabase(args.database or "bench_ingest", engine="sqlite" if args.sqlite else "mariadb")
     try:

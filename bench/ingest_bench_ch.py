@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.ingest_hits import new_hit_id
+from bench.ingest_data import new_hit_id
 
 CLICKHOUSE_TARGETS = {1000: 20_000, 10000: 50_000}  # issue 11
 BASELINE_TABLE = "bench_events_baseline"
