@@ -254,7 +254,7 @@ def _write(hits: list[dict[str, Any]]) -> tuple[int, int, int]:
 
     by_visitor: dict[tuple[int, int], list[list]] = defaultdict(list)
     for site_id, visit_key, state in open_visits:
-        by_visitor[(site_id, state[0])].append([site_id, visit_key, state, *state])
+        by_visitor[(site_id, state[0])].append([site_id, visit_key, state, *state])  # state[0]: visitor_id
 
     timeout = settings.VISIT_TIMEOUT_MINUTES * 60_000
     touched: dict[int, list] = {}
