@@ -28,23 +28,23 @@ column-oriented clickhouse-connect INSERT with the column types given into a scr
 created AS events (`bench_events_baseline`: same engine, key and settings). The ingest's time
 inside ClickHouse is split by statement (the lookup SELECT, each INSERT) and the load average is
 printed with the figures.
+
+The hits are made in bench/ingest_data.py, the ClickHouse timer, baseline and report in
+bench/ingest_bench_ch.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 import os
-import random
 import re
 import statistics
 import sys
 import tempfile
 import time
 import types
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -52,116 +52,15 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    BENCH_DOMAIN,
-    BROWSERS,
-    COUNTRIES,
-    CUSTOM_EVENTS,
-    DEVICES,
-    INGEST_DAYS_AGO,
-    OSES,
-    SECTIONS,
-    SOURCES,
-    BenchDatabase,
-    log,
-)
+from bench import ingest_bench_ch, ingest_data
+from bench.common import INGEST_DAYS_AGO, BenchDatabase, log
+from bench.ingest_data import generate_hits, new_hit_id
 from collector.payload import ENGAGEMENT
 
 DEFAULT_EVENTS = {1: 2_000, 100: 20_000, 1000: 30_000, 10000: 50_000}
 QUICK_EVENTS = "1:300,100:3000,1000:10000,10000:20000"  # as run_all.py --quick
 TARGET_EVENTS_PER_S = 10_000  # at batch size 1,000
-CLICKHOUSE_TARGETS = {1000: 20_000, 10000: 50_000}  # issue 11
 CLICKHOUSE = False  # --analytics-url given
-
-PAGE_COUNT = 2000
-UTM = [
-    ("newsletter", "email", "november"),
-    ("twitter", "social", "launch"),
-    ("google", "cpc", "brand"),
-    ("partner", "referral", "spring-deal"),
-]
-PAGEVIEWS_PER_VISIT = (1, 2, 3, 4, 5, 6, 7, 8)
-PAGEVIEW_WEIGHTS = (40, 20, 12, 9, 7, 5, 4, 3)
-
-
-def _cum(weights: list[float]) -> list[float]:
-    return list(itertools.accumulate(weights))
-
-
-def page_paths() -> list[str]:
-    return ["/"] + [f"/{SECTIONS[k % len(SECTIONS)]}/page-{k}" for k in range(1, PAGE_COUNT)]
-
-
-# How hit ids are made: "time" by collector/services.py hit_id() (48-bit millisecond timestamp +
-# 80 random bits, hex, time-ordered like UUIDv7), or "uuid4" (random, what the collector made
-# before 2026-11-26 16:30) to measure what random ids cost the unique index on
-# collector_event.hit_id once the table is large (--hit-ids uuid4).
-HIT_IDS = "time"
-
-
-def new_hit_id(ts_ms: int) -> str:
-    if HIT_IDS == "time":
-        # Imported here: the app's modules need Django set up, which run() does first.
-        from collector.services import hit_id
-
-        return hit_id(ts_ms)
-    return uuid.uuid4().hex
-
-
-def generate_hits(site_id: int, n_events: int, day: dt.date, seed: int) -> list[dict[str, Any]]:
-    """n_events hits of one day, sorted by time, as the collector view builds them."""
-    rng = random.Random(seed)
-    paths = page_paths()
-    page_cum = _cum([1 / (k + 1) ** 1.05 for k in range(PAGE_COUNT)])
-    source_cum = _cum([1 / (k + 1) for k in range(len(SOURCES))])
-    browsers, browser_w = zip(*BROWSERS, strict=True)
-    oses, os_w = zip(*OSES, strict=True)
-    devices, device_w = zip(*DEVICES, strict=True)
-    day_start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp()
-    hits: list[dict[str, Any]] = []
-    while len(hits) < n_events:
-        vid = rng.getrandbits(64) - 2**63
-        pvid = rng.getrandbits(64) - 2**63  # yesterday's hash: the worker looks visits up by both
-        common = {
-            "site": site_id,
-            "host": BENCH_DOMAIN,
-            "b": rng.choices(browsers, browser_w)[0],
-            "os": rng.choices(oses, os_w)[0],
-            "dev": rng.choices(devices, device_w)[0],
-            "cc": rng.choice(COUNTRIES),
-            "vid": vid,
-            "pvid": pvid,
-        }
-        source = None if rng.random() < 0.4 else rng.choices(SOURCES, cum_weights=source_cum)[0]
-        utm = rng.choice(UTM) if rng.random() < 0.08 else None
-        t = day_start + rng.uniform(0, 86_400 - 3_600)
-        for j in range(rng.choices(PAGEVIEWS_PER_VISIT, PAGEVIEW_WEIGHTS)[0]):
-            path = rng.choices(paths, cum_weights=page_cum)[0]
-            hit = {"id": new_hit_id(int(t * 1000)), "ts": int(t * 1000), "n": "pageview"}
-            hit.update(common, p=path, i=True)
-            if j == 0 and source is not None:
-                hit["ref"], hit["src"] = source
-            if j == 0 and utm is not None:
-                hit["utm"] = [*utm, "", ""]
-            hits.append(hit)
-            if rng.random() < 0.06:
-                name = rng.choice(CUSTOM_EVENTS)
-                event = {"id": new_hit_id(int((t + 5) * 1000)), "ts": int((t + 5) * 1000)}
-                event.update(common, n=name, p=path, i=True)
-                if name == "Purchase":
-                    event["v"] = rng.choice((999, 1999, 4999, 19900))
-                    event["props"] = {"plan": rng.choice(("basic", "pro", "team"))}
-                hits.append(event)
-            gap = rng.uniform(10, 300)
-            if rng.random() < 0.3:  # the tracker's engagement report when the page is left
-                engagement = {"id": new_hit_id(int((t + gap) * 1000)), "ts": int((t + gap) * 1000)}
-                engagement.update(common, n=ENGAGEMENT, p=path, i=False)
-                engagement["e"] = int(gap * 1000 * rng.uniform(0.3, 1.0))
-                engagement["sd"] = rng.randint(10, 100)
-                hits.append(engagement)
-            t += gap
-    hits.sort(key=lambda hit: hit["ts"])
-    return hits[:n_events]
 
 
 # -- measurement ---------------------------------------------------------------------------------
@@ -292,99 +191,6 @@ def raw_insert_events(hits: list[dict[str, Any]], chunk: int = 1000) -> None:
             cursor.execute(sql, [value for row in part for value in row])
 
 
-BASELINE_TABLE = "bench_events_baseline"
-BASELINE_TYPES: list[str] = []  # its column types, in EVENT_COLUMNS order
-
-
-class ClickHouseTimer:
-    """Wraps the store client's query and insert: time inside clickhouse-connect (and the engine)
-    per statement kind."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.seconds: Counter[str] = Counter()
-        self.cpu: Counter[str] = Counter()  # process CPU (every thread) during the call
-        self.thread_cpu: Counter[str] = Counter()  # this thread's CPU: what the call itself costs
-        self.calls: Counter[str] = Counter()
-        self._query, self._insert = client.query, client.insert
-
-    def _timed(self, kind: str, call: Any, *args: Any, **kwargs: Any) -> Any:
-        cpu, own, start = time.process_time(), time.thread_time(), time.perf_counter()
-        try:
-            return call(*args, **kwargs)
-        finally:
-            self.seconds[kind] += time.perf_counter() - start
-            self.cpu[kind] += time.process_time() - cpu
-            self.thread_cpu[kind] += time.thread_time() - own
-            self.calls[kind] += 1
-
-    def __enter__(self) -> ClickHouseTimer:
-        self.client.query = lambda *a, **k: self._timed("SELECT", self._query, *a, **k)
-        self.client.insert = lambda table, *a, **k: self._timed(f"INSERT {table}", self._insert, table, *a, **k)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        del self.client.query, self.client.insert
-
-
-def clickhouse_baseline_columns(hits: list[dict[str, Any]]) -> list[list[Any]]:
-    """The hits as `events` columns (fresh hit ids, each hit its own visit), built untimed."""
-    from collector.ingest_clickhouse import EVENT_COLUMNS
-
-    rows = []
-    for hit in hits:
-        utm = hit.get("utm") or ["", "", "", "", ""]
-        props = hit.get("props") or {}
-        src, ref = hit.get("src", ""), hit.get("ref", "")
-        rows.append(
-            (
-                hit["site"],
-                new_hit_id(hit["ts"]),
-                hit["ts"],
-                hit["vid"],
-                hit["vid"],
-                hit["n"],
-                hit["p"],
-                hit.get("host", ""),
-                ref,
-                src,
-                *utm,
-                hit["p"],
-                src,
-                ref,
-                *utm[:3],
-                hit.get("b", ""),
-                hit.get("os", ""),
-                hit.get("dev", ""),
-                hit.get("cc", ""),
-                hit.get("v"),
-                list(props),
-                list(props.values()),
-                hit.get("sd"),
-                hit.get("e"),
-            )
-        )
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    assert len(columns) == len(EVENT_COLUMNS)
-    return columns
-
-
-def clickhouse_baseline_insert(columns: list[list[Any]]) -> tuple[float, float]:
-    """One bare column-oriented INSERT of prepared columns: (seconds, process CPU seconds)."""
-    from analytics import store
-    from collector.ingest_clickhouse import EVENT_COLUMNS
-
-    client = store.client()
-    if not BASELINE_TYPES:  # once, untimed: the bare INSERT then needs no DESCRIBE TABLE
-        described = {row[0]: row[1] for row in client.query(f"DESCRIBE TABLE {BASELINE_TABLE}").result_rows}
-        BASELINE_TYPES.extend(described[column] for column in EVENT_COLUMNS)
-    cpu, start = time.process_time(), time.perf_counter()
-    client.insert(
-        BASELINE_TABLE, columns, column_names=EVENT_COLUMNS, column_type_names=BASELINE_TYPES, column_oriented=True
-    )
-    return time.perf_counter() - start, time.process_time() - cpu
-
-
 def bench_batch_size(
     site_id: int, batch_size: int, n_events: int, day: dt.date, seed: int, profiler: Any = None
 ) -> dict[str, Any]:
@@ -405,10 +211,10 @@ def bench_batch_size(
     if CLICKHOUSE:
         from analytics import store
 
-        timer = ClickHouseTimer(store.client())
+        timer = ingest_bench_ch.ClickHouseTimer(store.client())
     load_before = os.getloadavg()
     for batch in batches:
-        baseline_columns = clickhouse_baseline_columns(batch) if CLICKHOUSE else None
+        baseline_columns = ingest_bench_ch.clickhouse_baseline_columns(batch) if CLICKHOUSE else None
         if profiler is not None:
             profiler.start()
         cpu0, own0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
@@ -430,7 +236,7 @@ def bench_batch_size(
         dropped += result.dropped
 
         if CLICKHOUSE:
-            seconds, cpu = clickhouse_baseline_insert(baseline_columns)
+            seconds, cpu = ingest_bench_ch.clickhouse_baseline_insert(baseline_columns)
             baseline_s += seconds
             baseline_cpu += cpu
             continue
@@ -450,7 +256,7 @@ def bench_batch_size(
     names = Counter(hit["n"] if hit["n"] in ("pageview", ENGAGEMENT) else "custom" for hit in hits)
     result = {
         "batch_size": batch_size,
-        "hit_ids": HIT_IDS,
+        "hit_ids": ingest_data.HIT_IDS,
         "hits": len(hits),
         "batches": n_batches,
         "written": written,
@@ -460,6 +266,10 @@ def bench_batch_size(
         "hours_hit": len(hours),
         "ingest_seconds": ingest_s,
         "ingest_events_per_s": len(hits) / ingest_s,
+        # the same without the first batch, which pays the process's one-time costs (imports)
+        "ingest_events_per_s_after_first": (len(hits) - len(batches[0])) / (ingest_s - per_batch_ms[0] / 1000)
+        if n_batches > 1
+        else 0.0,
         "ingest_cpu_share": ingest_cpu / ingest_s,
         "ingest_cpu_ms_per_1000": ingest_cpu * 1000 / len(hits) * 1000,
         "baseline_cpu_ms_per_1000": baseline_cpu * 1000 / len(hits) * 1000,
@@ -499,49 +309,7 @@ def speed(ratio: float) -> str:
 
 def print_result(r: dict[str, Any]) -> None:
     if CLICKHOUSE:
-        print(
-            f"  batch {r['batch_size']:>6}: ingest into ClickHouse {r['ingest_events_per_s']:8.0f} events/s "
-            f"({r['hits']} hits in {r['batches']} batches, {r['written']} written, {r['batch_ms_p50']:.1f} ms/batch "
-            f"p50, max {r['batch_ms_max']:.1f}; this process's CPU {r['ingest_cpu_share']:.0%}; Django database "
-            f"{r['sql_share']:.0%} of the time, {r['statements_per_batch']:.2f} statements per batch)",
-            flush=True,
-        )
-        inside = ", ".join(
-            f"{kind} {ms:.1f} ms, CPU {r['clickhouse_cpu_ms_per_batch'][kind]:.1f} ms "
-            f"({r['clickhouse_calls_per_batch'][kind]:.2f}x)"
-            for kind, ms in sorted(r["clickhouse_ms_per_batch"].items())
-        )
-        rest_ms = r["ingest_seconds"] * 1000 / r["batches"] - sum(r["clickhouse_ms_per_batch"].values())
-        rest_cpu = r["ingest_cpu_ms_per_batch"] - sum(r["clickhouse_cpu_ms_per_batch"].values())
-        print(
-            f"      per batch, wall and process CPU: through clickhouse-connect {inside}; "
-            f"the rest (Python) {rest_ms:.1f} ms, CPU {rest_cpu:.1f} ms",
-            flush=True,
-        )
-        print(
-            f"      same-run baseline, a bare column-oriented INSERT of the same rows: "
-            f"{r['baseline_events_per_s']:8.0f} events/s; ingest/baseline = {1 / r['overhead_vs_baseline']:.2f}; "
-            f"load average {r['load_average'][0]:.2f} -> {r['load_average_after'][0]:.2f} "
-            f"({os.cpu_count()} CPUs)",
-            flush=True,
-        )
-        print(
-            f"      process CPU (every thread, chdb's merges included) per 1,000 events: ingest "
-            f"{r['ingest_cpu_ms_per_1000']:.1f} ms, baseline {r['baseline_cpu_ms_per_1000']:.1f} ms",
-            flush=True,
-        )
-        in_calls = sum(r["clickhouse_thread_cpu_ms_per_batch"].values())
-        print(
-            f"      the calling thread's CPU per batch (what load does not inflate much): ingest_batch "
-            f"{r['ingest_thread_cpu_ms_per_batch']:.1f} ms, of which in clickhouse-connect calls {in_calls:.1f} ms "
-            f"(SELECT {r['clickhouse_thread_cpu_ms_per_batch'].get('SELECT', 0):.1f}), Python "
-            f"{r['ingest_thread_cpu_ms_per_batch'] - in_calls:.1f} ms",
-            flush=True,
-        )
-        target = CLICKHOUSE_TARGETS.get(r["batch_size"])
-        if target:
-            verdict = "OK" if r["ingest_events_per_s"] >= target else "BELOW TARGET"
-            print(f"      target >= {target} events/s at batch {r['batch_size']:,}: {verdict}", flush=True)
+        ingest_bench_ch.print_result(r)
         return
     print(
         f"  batch {r['batch_size']:>6}: ingest {r['ingest_events_per_s']:8.0f} events/s "
@@ -576,13 +344,7 @@ def run(
     from django.db import connection
 
     if CLICKHOUSE:
-        from analytics import migrator, store
-
-        migrator.apply()
-        for table in migrator.tables():
-            store.client().command(f"TRUNCATE TABLE {table}")
-        store.client().command(f"CREATE TABLE IF NOT EXISTS {BASELINE_TABLE} AS events")
-        store.client().command(f"TRUNCATE TABLE {BASELINE_TABLE}")
+        ingest_bench_ch.prepare()
 
     results = []
     today = dt.datetime.now(dt.UTC).date()
@@ -643,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ANALYTICS_URL"] = args.analytics_url
         CLICKHOUSE = True
     sizes = parse_sizes(args.batch_sizes, args.events or (QUICK_EVENTS if args.quick else None))
-    global HIT_IDS
-    HIT_IDS = args.hit_ids
+    ingest_data.HIT_IDS = args.hit_ids
     own = args.database is None
     db = BenchDatabase(args.database or "bench_ingest", engine="sqlite" if args.sqlite else "mariadb")
     try:

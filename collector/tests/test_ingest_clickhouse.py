@@ -153,6 +153,26 @@ def test_a_redelivered_hit_of_a_visit_begun_under_yesterdays_id_counts_once(clic
     assert totals(clickhouse_store) == (1, 2, 0, 0)
 
 
+def test_a_visitors_other_stored_hits_in_the_batchs_time_range_are_not_duplicates(clickhouse_store, site):
+    """The lookup returns every stored hit id of the batch's visitors in its time range; only the
+    batch's own ids among them are duplicates."""
+    assert ingest_batch([hit(site, n, at=n * MIN, vid=7) for n in (0, 2, 4)]).written == 3
+    result = ingest_batch([hit(site, n, at=n * MIN, vid=7) for n in (1, 2, 3)])  # 2 is stored, 0 and 4 too
+    assert (result.written, result.duplicates) == (2, 1)
+    assert [row[0] for row in events(clickhouse_store)] == [f"{n:032x}" for n in range(5)]
+    assert totals(clickhouse_store) == (1, 5, 0, 0)
+
+
+def test_a_batch_of_many_visitors_is_looked_up_and_written(clickhouse_store, site):
+    """15,000 visitors: their ids make the lookup ~0.3 MB, over ClickHouse's default
+    max_query_size (256 KiB), which the worker raises to the statement's size."""
+    batch = [hit(site, n, at=n, vid=-(10**18) - n) for n in range(15_000)]
+    assert ingest_batch(batch).written == 15_000
+    again = ingest_batch([*batch[-10:], hit(site, 15_000, at=15_000, vid=-(10**18) - 1)])
+    assert (again.written, again.duplicates) == (1, 10)
+    assert totals(clickhouse_store)[:2] == (15_000, 15_001)
+
+
 def test_the_insert_column_types_are_the_tables(clickhouse_store):
     """The INSERTs name the column types (no DESCRIBE TABLE per INSERT): they must be the tables'."""
     for table, columns, types in (
@@ -234,15 +254,18 @@ class Refused(Exception):
 
 
 def test_a_hit_clickhouse_refuses_is_isolated_and_the_rest_written_once(clickhouse_store, site, monkeypatch, caplog):
-    real = ingest_clickhouse._event_row
+    real = ingest_clickhouse._event_columns
 
-    def row(hit: dict[str, Any], visit: Any) -> tuple:
-        values = real(hit, visit)
-        if hit["id"] == f"{7:032x}":
-            return (*values[:28], 40_000, *values[29:])  # past Int16: the driver's DataError
+    def columns(hits: list[dict[str, Any]], visits: list) -> list[list]:
+        values = real(hits, visits)
+        scroll_depth = ingest_clickhouse.EVENT_COLUMNS.index("scroll_depth")
+        values[scroll_depth] = [
+            40_000 if hit["id"] == f"{7:032x}" else depth  # past Int16: the driver's DataError
+            for hit, depth in zip(hits, values[scroll_depth], strict=True)
+        ]
         return values
 
-    monkeypatch.setattr(ingest_clickhouse, "_event_row", row)
+    monkeypatch.setattr(ingest_clickhouse, "_event_columns", columns)
     batch = [hit(site, n, at=n * MIN, vid=n) for n in range(12)]
     result = ingest_batch(batch)
     assert (result.written, result.poison, result.dropped) == (11, 1, 1)
