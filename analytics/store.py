@@ -111,7 +111,7 @@ def reset() -> None:
 
 
 # The tables holding a site's rows (what analytics/migrations_clickhouse creates; a test checks).
-SITE_TABLES = ("events", "sessions")
+SITE_TABLES = ("events", "sessions", "rollup_totals", "rollup_breakdowns", "rollup_months", "rollup_sites")
 
 
 def site_has_rows(site_id: int) -> bool:

@@ -239,9 +239,9 @@ def _build_report(
         report.previous_series = [previous[i] if i < len(previous) else None for i in range(len(series))]
 
     total_visitors = int(report.metric("visitors").value)
-    for spec in PANELS:
-        if panels is not None and spec.key not in panels:
-            continue
+    specs = [spec for spec in PANELS if panels is None or spec.key in panels]
+    selectors.prefetch_breakdowns(site, period, [(s.property, _panel_metrics(s), limit + 1) for s in specs], filters)
+    for spec in specs:
         report.panels.append(_panel(site, period, filters, spec, limit, total_visitors))
     return report
 
@@ -270,7 +270,7 @@ def _panel(
     site: Site, period: Period, filters: list[Filter], spec: PanelSpec, limit: int, total_visitors: int
 ) -> Panel:
     prop = spec.property
-    metrics = [c for c in spec.columns if c in selectors.METRICS or c in prop.internal_metrics]
+    metrics = _panel_metrics(spec)
     found = selectors.breakdown(site, period, prop, metrics, filters, limit=limit + 1)
     more = len(found) > limit
     found = found[:limit]
@@ -286,6 +286,10 @@ def _panel(
             numbers[CONVERSION] = _percent_1(found_row["visitors"], total_visitors)
         rows.append(Row(label=label, numbers=numbers, bar=divide_round(100 * found_row[sized_by], top)))
     return Panel(spec=spec, rows=rows, more=more)
+
+
+def _panel_metrics(spec: PanelSpec) -> list[str]:
+    return [c for c in spec.columns if c in selectors.METRICS or c in spec.property.internal_metrics]
 
 
 def _percent_1(part: int, whole: int) -> float:

@@ -22,7 +22,7 @@ from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
 
-SCHEDULED_COMMANDS = frozenset({"sync_waf", "expire_bans", "rotate_salts", "send_reports"})
+SCHEDULED_COMMANDS = frozenset({"sync_waf", "expire_bans", "rotate_salts", "send_reports", "rollup_clickhouse"})
 
 
 class CommandNotAllowed(ValueError):

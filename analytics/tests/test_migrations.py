@@ -57,17 +57,19 @@ def test_the_tables_are_those_of_the_contract(clickhouse_store: Any) -> None:
 def test_migrate_applies_them_once_and_lists_them(clickhouse_store: Any, db: Any) -> None:
     clickhouse_store.command(f"TRUNCATE TABLE {migrator.MIGRATIONS_TABLE}")
     clickhouse_store.command("DROP TABLE sessions")
+    clickhouse_store.command("DROP TABLE rollup_months")
     out = io.StringIO()
     call_command("clickhouse_migrations", stdout=out)
-    assert out.getvalue().splitlines() == ["analytics (ClickHouse)", " [ ] 0001_initial"]
+    assert out.getvalue().splitlines() == ["analytics (ClickHouse)", " [ ] 0001_initial", " [ ] 0002_rollups"]
 
     call_command("migrate", verbosity=0)  # the post_migrate hook: what every deploy step runs
     assert columns_of(clickhouse_store, "sessions") == CONTRACT_SESSIONS
+    assert columns_of(clickhouse_store, "rollup_months").startswith("site_id UInt64, property LowCardinality(String)")
     out = io.StringIO()
     call_command("clickhouse_migrations", "--apply", stdout=out)  # nothing left to apply
-    assert out.getvalue().splitlines() == ["analytics (ClickHouse)", " [X] 0001_initial"]
-    names = clickhouse_store.query(f"SELECT name FROM {migrator.MIGRATIONS_TABLE}").result_rows
-    assert names == [("0001_initial",)]
+    assert out.getvalue().splitlines() == ["analytics (ClickHouse)", " [X] 0001_initial", " [X] 0002_rollups"]
+    names = clickhouse_store.query(f"SELECT name FROM {migrator.MIGRATIONS_TABLE} ORDER BY name").result_rows
+    assert names == [("0001_initial",), ("0002_rollups",)]
 
 
 def test_migrate_touches_no_clickhouse_on_the_sql_backend(db: Any, settings: Any, monkeypatch: Any) -> None:

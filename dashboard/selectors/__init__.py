@@ -36,6 +36,7 @@ from dashboard.selectors.queries import (
     aggregate_compared,
     breakdown,
     has_data,
+    prefetch_breakdowns,
     realtime_visitors,
     timeseries,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "has_data",
     "one_view",
     "parse_filters",
+    "prefetch_breakdowns",
     "ratio",
     "realtime_visitors",
     "timeseries",

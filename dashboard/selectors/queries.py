@@ -125,15 +125,9 @@ def breakdown(
     visits that entered on the page (as Plausible); event:name answers visitors, visits, events,
     and `value` (VALUE: the events' values summed, in cents; for the dashboard, not the Stats API).
     """
-    prop = property if isinstance(property, Property) else check_property(property)
-    metrics = check_metrics(metrics, prop, internal=True)
+    prop, metrics, order, offset = _breakdown_ask(property, metrics, limit, page)
     filters = as_filters(filters)
-    if limit < 1 or page < 1:
-        raise ValueError("limit and page must be positive")
-    offset = (page - 1) * limit
     period = period.whole  # the breakdown rollups are per day: a breakdown always reads whole days
-    # Exit pages asked for exits (visits) only: sorted by them (the rollup keeps nothing else).
-    order = "visits" if prop.name == "visit:exit_page" and metrics == ("visits",) else "visitors"
     backend = get_backend()
     rows = backend.breakdown(site, period, prop, metrics, filters, order=order, offset=offset, limit=limit)
     entered = prop.name == "event:page" and bool({"bounce_rate", "visit_duration"} & set(metrics))
@@ -149,6 +143,35 @@ def breakdown(
                     numbers[name] = entry.metric(name)
         result.append({prop.short: prop.label(row.value), **numbers})
     return result
+
+
+def _breakdown_ask(
+    property: str | Property, metrics: Iterable[str] | str | None, limit: int, page: int
+) -> tuple[Property, tuple[str, ...], str, int]:
+    """breakdown()'s arguments checked: (property, metrics, the sum it sorts by, offset)."""
+    prop = property if isinstance(property, Property) else check_property(property)
+    metrics = check_metrics(metrics, prop, internal=True)
+    if limit < 1 or page < 1:
+        raise ValueError("limit and page must be positive")
+    # Exit pages asked for exits (visits) only: sorted by them (the rollup keeps nothing else).
+    order = "visits" if prop.name == "visit:exit_page" and metrics == ("visits",) else "visitors"
+    return prop, metrics, order, (page - 1) * limit
+
+
+def prefetch_breakdowns(
+    site: Site, period: Period, asks: Iterable[tuple[str | Property, Iterable[str], int]], filters: Any = None
+) -> None:
+    """Tell the backend which breakdowns ((property, metrics, limit) each, first page) the
+    current view (one_view) asks for next. A backend that can read them all at once does
+    (ClickHouse: one statement instead of one each); the others, and calls outside a view, ignore it."""
+    prefetch = getattr(get_backend(), "prefetch", None)
+    if prefetch is None:
+        return
+    checked = []
+    for prop, metrics, limit in asks:
+        prop, _, order, offset = _breakdown_ask(prop, metrics, limit, 1)
+        checked.append((prop, order, offset, limit))
+    prefetch(site, period.whole, as_filters(filters), checked)
 
 
 def realtime_visitors(site: Site, now: dt.datetime | None = None) -> int:

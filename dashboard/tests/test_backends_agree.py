@@ -239,3 +239,140 @@ def test_realtime_and_has_data_agree(both_stores):
     assert answers == expected_answers
     assert data == expected_data == [True, True, True, True, False]
     assert sum(map(sum, answers)) > 0
+
+
+# -- ClickHouse rollups (dashboard/selectors/backends/clickhouse_rollups.py) --------------------
+
+
+def _roll(now: dt.datetime) -> dict[int, Any]:
+    from dashboard.selectors.backends import clickhouse_rollups
+
+    return clickhouse_rollups.roll_all(now)
+
+
+def test_rolled_up_days_answer_alone_as_the_raw_tables_did(both_stores, clickhouse_store):
+    sites, use = both_stores
+    use("clickhouse")
+    written = _roll(dt.datetime(2026, 12, 5, tzinfo=dt.UTC))
+    assert all(days is not None and days[1] >= dt.date(2026, 12, 3) for days in written.values())
+    for table in ("rollup_totals", "rollup_breakdowns", "rollup_months"):
+        assert clickhouse_store.command(f"SELECT count() FROM {table}") > 0, table
+    # The raw rows gone, every unfiltered answer must now come from the rollups alone.
+    for table in ("events", "sessions"):
+        clickhouse_store.command(f"TRUNCATE TABLE {table}")
+    for site in sites:
+        _compare(use, site, "", full=True)
+    use("clickhouse")
+    assert selectors.aggregate(sites[1], _periods(sites[1].tz)[5], "visitors,events")["events"] > 20
+    # A filter reads the raw tables (now empty): the rollups hold no filtered numbers.
+    assert selectors.aggregate(sites[1], _periods(sites[1].tz)[5], "visitors", "visit:source==Google")["visitors"] == 0
+
+
+def test_partly_rolled_up_periods_add_the_raw_days_after_them(both_stores):
+    sites, use = both_stores
+    use("clickhouse")
+    # In the middle of the autumn stretch: rolled up to 26 or 27 October, raw after.
+    _roll(dt.datetime(2026, 10, 28, 12, tzinfo=dt.UTC))
+    for site in sites:
+        _compare(use, site, "", full=site.timezone in ("Europe/Berlin", "America/New_York"))
+    _compare(use, sites[2], "visit:source==Google", full=False)
+
+
+def _hit(site: Site, when: dt.datetime, path: str, number: int) -> dict[str, Any]:
+    return {
+        "id": f"late-{site.pk}-{number}",
+        "site": site.pk,
+        "ts": int(when.timestamp() * 1000),
+        "n": "pageview",
+        "p": path,
+        "host": "example.com",
+        "b": "Firefox",
+        "os": "Linux",
+        "dev": "Desktop",
+        "cc": "DE",
+        "i": True,
+        "vid": hash64(f"late|{when.date()}"),
+        "pvid": hash64(f"late|{when.date() - dt.timedelta(days=1)}"),
+    }
+
+
+def test_a_late_hit_is_rolled_up_again_and_an_exit_page_it_moved_away_from_goes(clickhouse_store, settings):
+    site = Site.objects.create(domain="late.example", timezone="UTC")
+    clickhouse_url = settings.ANALYTICS_URL
+    start = dt.datetime(2026, 11, 10, 10, tzinfo=dt.UTC)
+    first = [_hit(site, start, "/only-exit", 1)]
+    late = [_hit(site, start + dt.timedelta(minutes=5), "/after", 2)]
+    now = dt.datetime(2026, 11, 11, 3, tzinfo=dt.UTC)  # 10 November is complete
+    period = Period(dt.date(2026, 11, 10), dt.date(2026, 11, 10), dt.UTC)
+    answers = {}
+    for kind in ("sql", "clickhouse"):
+        settings.ANALYTICS_URL = clickhouse_url if kind == "clickhouse" else ""
+        ingest_batch(first)
+        if kind == "clickhouse":
+            assert _roll(now) == {site.pk: (dt.date(2026, 11, 10), dt.date(2026, 11, 10))}
+            exits = selectors.breakdown(site, period, "visit:exit_page", "visits")
+            assert exits == [{"exit_page": "/only-exit", "visits": 1}]
+        ingest_batch(late)  # the queue was behind: the day was rolled up before this hit came
+        if kind == "clickhouse":
+            _roll(now)  # the next scheduled run rolls the last days up again
+        answers[kind] = [
+            selectors.breakdown(site, period, "visit:exit_page", "visits"),
+            selectors.breakdown(site, period, "event:page", ("visitors", "pageviews", "bounce_rate")),
+            selectors.aggregate(site, period, selectors.METRICS),
+        ]
+    assert answers["clickhouse"] == answers["sql"]
+    assert answers["sql"][0] == [{"exit_page": "/after", "visits": 1}]
+    assert answers["sql"][2]["pageviews"] == 2
+
+
+def test_a_new_time_zone_rolls_every_day_up_again(both_stores, clickhouse_store):
+    sites, use = both_stores
+    site = sites[1]
+    use("clickhouse")
+    _roll(dt.datetime(2026, 12, 5, tzinfo=dt.UTC))
+    site.timezone = "Asia/Tokyo"
+    site.save()
+    site.refresh_from_db()
+    # The rollups hold Berlin's days: until they are rolled up again, the raw tables answer.
+    # (The Django database's rollups keep the zone they were written in: not compared here.)
+    expected = _answers(site, "", full=False)
+    assert expected[f"aggregate {_periods(site.tz)[5].start}..{_periods(site.tz)[5].end} cut None"]["visitors"] > 0
+    _roll(dt.datetime(2026, 12, 5, tzinfo=dt.UTC))
+    zones = clickhouse_store.query(f"SELECT tz FROM rollup_sites FINAL WHERE site_id = {site.pk}").result_rows
+    assert zones == [("Asia/Tokyo",)]
+    clickhouse_store.command(f"DELETE FROM events WHERE site_id = {site.pk}")
+    clickhouse_store.command(f"DELETE FROM sessions WHERE site_id = {site.pk}")
+    assert _answers(site, "", full=False) == expected  # Tokyo's days, from the rollups alone
+
+
+def test_rollup_command(clickhouse_store, settings, capsys):
+    from django.core.management import call_command
+
+    site = Site.objects.create(domain="cmd.example", timezone="UTC")
+    ingest_batch([_hit(site, dt.datetime(2026, 11, 10, 10, tzinfo=dt.UTC), "/", 1)])
+    call_command("rollup_clickhouse")
+    assert f"site {site.pk}: rolled up 2026-11-10 to " in capsys.readouterr().out
+    settings.ANALYTICS_URL = ""
+    call_command("rollup_clickhouse")
+    assert "nothing to roll up" in capsys.readouterr().out
+
+
+def test_a_long_history_is_rolled_up_a_chunk_at_a_time_across_runs(both_stores, clickhouse_store):
+    from dashboard.selectors.backends import clickhouse_rollups
+
+    sites, use = both_stores
+    site = sites[2]  # New York
+    use("clickhouse")
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    # A run out of time stops after its first chunk and records how far it got.
+    assert clickhouse_rollups.roll_site(site, now, deadline=0) == (dt.date(2026, 3, 6), dt.date(2026, 4, 5))
+    assert clickhouse_rollups.rolled_state(site) == ("America/New_York", dt.date(2026, 4, 5))
+    _compare(use, site, "", full=False)  # rollups to 5 April, the raw tables after
+    use("clickhouse")
+    runs = 1
+    while clickhouse_rollups.roll_site(site, now, deadline=0)[1] < dt.date(2026, 12, 3):
+        runs += 1
+    assert runs == 9  # 6 March to 3 December, 31 days a chunk, each run going back 2 days
+    clickhouse_store.command(f"DELETE FROM events WHERE site_id = {site.pk}")
+    clickhouse_store.command(f"DELETE FROM sessions WHERE site_id = {site.pk}")
+    _compare(use, site, "", full=False)
