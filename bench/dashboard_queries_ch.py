@@ -122,6 +122,34 @@ def table_sizes() -> dict[str, Any]:
     }
 
 
+def prepare_rollups(rolled: bool, end_day: dt.date) -> dict[str, Any]:
+    """No rollups (the raw tables answer every view), or every complete day rolled up, timed."""
+    from analytics import store
+    from dashboard.selectors.backends import clickhouse_rollups
+    from dashboard.selectors.periods import local_midnight
+    from sites.models import Site
+
+    client = store.client()
+    for table in ("rollup_totals", "rollup_breakdowns", "rollup_sites"):
+        client.command(f"TRUNCATE TABLE {table}")
+    if not rolled:
+        return {"rolled": False}
+    tz = Site.objects.get(domain=BIG_DOMAIN).tz
+    now = local_midnight(end_day + dt.timedelta(days=1), tz) + clickhouse_rollups.grace() + dt.timedelta(minutes=1)
+    started = time.perf_counter()
+    days = clickhouse_rollups.roll_all(now)
+    seconds = time.perf_counter() - started
+    client.command("OPTIMIZE TABLE rollup_breakdowns FINAL")
+    rows = int(client.command("SELECT count() FROM rollup_breakdowns"))
+    log(f"rolled up {days} in {seconds:.1f} s; rollup_breakdowns {rows:,} rows")
+    # A second run right after: what the schedule costs every 10 minutes (the last days again).
+    started = time.perf_counter()
+    clickhouse_rollups.roll_all(now)
+    again = time.perf_counter() - started
+    log(f"rolled up again (the last {clickhouse_rollups.REROLL_DAYS} days) in {again:.1f} s")
+    return {"rolled": True, "seconds": seconds, "again_seconds": again, "breakdown_rows": rows}
+
+
 def worker(args: argparse.Namespace) -> int:
     import django
 
@@ -135,6 +163,9 @@ def worker(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {"database": args.database, "events_target": args.events, "uptime_before": uptime()}
     out["data"] = ensure_data(args.events, args.reuse)
     out["data"]["tables"] = table_sizes()
+    out["rollups"] = prepare_rollups(args.rollup_phase == "rolled", dt.date.fromisoformat(out["data"]["end_day"]))
+    if args.rollup_phase == "rolled":
+        out["database"] = f"{args.database}+rollups"
     out["backend"] = type(get_backend()).__name__
     import chdb
 
@@ -184,7 +215,7 @@ def worker(args: argparse.Namespace) -> int:
 # -- the parent ---------------------------------------------------------------------------------
 
 
-def run_worker(name: str, events: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_worker(name: str, events: int, args: argparse.Namespace, phase: str = "raw") -> dict[str, Any]:
     chdb_dir = Path(args.chdb_root) / f"{name}-chdb"
     bench_db = BenchDatabase(name, engine="sqlite")
     env = bench_db.env(ALLOW_LOCMEM_CACHE="1", ANALYTICS_URL=f"chdb://{chdb_dir}")
@@ -195,7 +226,7 @@ def run_worker(name: str, events: int, args: argparse.Namespace) -> dict[str, An
     cmd = [str(PYTHON), str(Path(__file__).resolve()), "--worker", name, "--events", str(events)]
     cmd += ["--json-out", str(out), "--reps", str(args.reps), "--warmups", str(args.warmups)]
     cmd += ["--budget", str(args.budget), "--view-timeout", str(args.view_timeout), "--threads", str(args.threads)]
-    cmd += ["--periods", ",".join(args.periods), "--filters", ",".join(args.filters)]
+    cmd += ["--periods", ",".join(args.periods), "--filters", ",".join(args.filters), "--rollup-phase", phase]
     cmd += [flag for flag, on in (("--reuse", args.reuse), ("--no-check", args.no_check)) if on]
     try:
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, timeout=4 * 3600)
@@ -228,6 +259,13 @@ def summary(report: dict[str, Any]) -> str:
             f"- {run['database']}: {data['rows']:,} events, year ending {data['end_day']}; {tables}; "
             + (f"generated in {gen['seconds']:.0f} s" if gen else "reused")
         )
+        roll = run.get("rollups", {})
+        if roll.get("rolled"):
+            lines.append(
+                f"- {run['database']}: every complete day rolled up in {roll['seconds']:.1f} s "
+                f"({roll['breakdown_rows']:,} rollup_breakdowns rows); the 10-minute run after it "
+                f"(last {2} days again) {roll['again_seconds']:.1f} s"
+            )
     lines += [
         "",
         "View = aggregate_compared + 2 timeseries + 13 breakdowns; ms for the whole view (sequential calls).",
@@ -303,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-check", action="store_true", help="skip the unfiltered-vs-match-all check")
     parser.add_argument("--chdb-root", default=tempfile.gettempdir(), help="where the chdb directories are")
     parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--rollups", action="store_true", help="each size again with its complete days rolled up")
+    parser.add_argument("--rollup-phase", default="raw", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
@@ -328,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         name = db_name(events)
         log(f"== {name}: {events:,} events; {uptime()} ==")
         report["runs"].append(run_worker(name, events, args))
+        if args.rollups:  # the same data and views again, complete days rolled up (same run)
+            report["runs"].append(run_worker(name, events, args, "rolled"))
     report["seconds"] = time.monotonic() - started
     print()
     print(summary(report))

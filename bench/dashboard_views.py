@@ -244,6 +244,11 @@ def view_parts(site: Any, period: Any, filters: str) -> list[tuple[str, Callable
         ("aggregate_compared", lambda: selectors.aggregate_compared(site, period, headline, filters)),
         ("timeseries", lambda: selectors.timeseries(site, period, headline, filters, interval)),
         ("timeseries previous", lambda: selectors.timeseries(site, previous, headline, filters, interval)),
+        # build_report announces the panels first (ClickHouse reads them all in one statement).
+        (
+            "breakdowns (prefetch)",
+            lambda: selectors.prefetch_breakdowns(site, period, [(p, m, 10) for p, m in panels], filters),
+        ),
     ]
     for prop, metrics in panels:
         parts.append(
