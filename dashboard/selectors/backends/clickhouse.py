@@ -1,7 +1,8 @@
-"""ClickHouse as a stats backend (ANALYTICS_URL `clickhouse://…` or `chdb:///path`): every
-answer from the raw tables `events` and `sessions` (analytics/migrations_clickhouse), filtered
-or not, one statement per method call. No rollups: a column store scans a period's events
-faster than the Django database reads its rollups' covering indexes.
+"""ClickHouse as a stats backend (ANALYTICS_URL `clickhouse://…` or `chdb:///path`): filtered
+answers from the raw tables `events` and `sessions` (analytics/migrations_clickhouse);
+unfiltered ones from the rollups for the site's rolled-up days (clickhouse_rollups.py writes
+them with this module's SQL) and from the raw tables after them, as branches of one statement.
+One statement per method call, and one for all of a page's panels (prefetch).
 
 The counting rules are those of the Django database's backend (backends/raw.py and rollups.py,
 selectors/queries.py), statement by statement:
