@@ -9,7 +9,7 @@ the reads (clickhouse.breakdown_sql, and the series' sums), grouped by day as we
 records the site's zone and last rolled-up day in `rollup_sites`; readers use rollups only for
 days up to it, in that zone (clickhouse._Query.rolled_until), and the raw tables after it.
 
-- **Complete**: a local day is rolled up once it ended more than GRACE ago (a visit started
+- **Complete**: a local day is rolled up once it ended more than grace() ago (a visit started
   before midnight may go on for VISIT_TIMEOUT_MINUTES, and the queue may be behind).
 - **Chunks**: CHUNK_DAYS days per INSERT ... SELECT, each recorded in `rollup_sites` once
   written: a first run over a long history can stop at a time budget (the commands function
