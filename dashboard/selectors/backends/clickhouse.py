@@ -486,8 +486,9 @@ class ClickHouseBackend:
         self, site: Site, period: Period, filters: Sequence[Filter], asks: Sequence[tuple[Property, str, int, int]]
     ) -> None:
         """The breakdowns a view is about to ask for ((prop, order, offset, limit) each), read in
-        one statement (a UNION ALL of their statements) into the view's memo: a dashboard page
-        asks for 13 panels, and each statement has a fixed cost in the engine (docs/benchmarks.md)."""
+        one statement into the view's memo: a dashboard page asks for 13 panels, and each
+        statement has a fixed cost in the engine (docs/benchmarks.md). Unfiltered with rollups:
+        one grouped statement for all (_prefetch_rolled); else a UNION ALL of their statements."""
         memo = view_memo()
         if memo is None or len(asks) < 2:
             return
