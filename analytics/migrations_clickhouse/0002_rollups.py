@@ -47,40 +47,30 @@ OPERATIONS = [
         order_by="(site_id, day, hour)",
         sharding_key="cityHash64(site_id)",
     ),
-    CreateTable(
-        name="rollup_breakdowns",
-        columns=(
-            ("site_id", "UInt64"),
-            ("property", "LowCardinality(String)"),
-            ("day", "Date"),
-            ("value", "String"),
-            ("visitors", "Int64"),
-            *SUMS,
-            ("value_cents", "Int64"),
-            ("version", "UInt64"),
-        ),
-        engine="ReplacingMergeTree",
-        engine_args=("version",),
-        partition_by="toYYYYMM(day)",
-        order_by="(site_id, property, day, value)",
-        sharding_key="cityHash64(site_id)",
-    ),
-    CreateTable(
-        name="rollup_months",
-        columns=(
-            ("site_id", "UInt64"),
-            ("property", "LowCardinality(String)"),
-            ("month", "Date"),
-            ("value", "String"),
-            ("visitors", "Int64"),
-            *SUMS,
-            ("value_cents", "Int64"),
-            ("version", "UInt64"),
-        ),
-        engine="ReplacingMergeTree",
-        engine_args=("version",),
-        order_by="(site_id, property, month, value)",
-        sharding_key="cityHash64(site_id)",
+    *(
+        CreateTable(
+            name=name,
+            columns=(
+                ("site_id", "UInt64"),
+                ("property", "LowCardinality(String)"),
+                (period, "Date"),
+                ("value", "String"),
+                ("visitors", "Int64"),
+                *SUMS,
+                ("value_cents", "Int64"),
+                ("version", "UInt64"),
+            ),
+            engine="ReplacingMergeTree",
+            engine_args=("version",),
+            partition_by=partition_by,
+            order_by=f"(site_id, property, {period}, value)",
+            sharding_key="cityHash64(site_id)",
+        )
+        # the days (partitioned by month), and the same sums per month
+        for name, period, partition_by in (
+            ("rollup_breakdowns", "day", "toYYYYMM(day)"),
+            ("rollup_months", "month", ""),
+        )
     ),
     CreateTable(
         name="rollup_sites",

@@ -195,21 +195,24 @@ class _Query:
 def _rolled_until(site: Site, zone: str) -> dt.date | None:
     """The site's last rolled-up local day in this zone (None: none), read once per view."""
     memo = view_memo()
-    key = ("clickhouse-rolled", site.pk, zone)
-    if memo is not None and key in memo:
-        return memo[key]
+    key = ("clickhouse-rolled", site.pk)
+    state = memo[key] if memo is not None and key in memo else rolled_state(site)
+    if memo is not None:
+        memo[key] = state
+    return state[1] if state is not None and state[0] == zone else None
+
+
+def rolled_state(site: Site) -> tuple[str, dt.date] | None:
+    """(zone, last rolled-up local day) of the site's rollups, or None if never rolled up."""
     rows = (
         _client()
         .query(
-            "SELECT rolled_until FROM rollup_sites FINAL WHERE site_id = {site:UInt64} AND tz = {zone:String}",
-            parameters={"site": site.pk, "zone": zone},
+            "SELECT tz, rolled_until FROM rollup_sites FINAL WHERE site_id = {site:UInt64}",
+            parameters={"site": site.pk},
         )
         .result_rows
     )
-    found = rows[0][0] if rows else None
-    if memo is not None:
-        memo[key] = found
-    return found
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def _zone_name(tz: dt.tzinfo) -> str:

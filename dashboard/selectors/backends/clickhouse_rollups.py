@@ -35,7 +35,14 @@ from typing import Any
 
 from django.conf import settings
 
-from dashboard.selectors.backends.clickhouse import _DURATION, BREAKDOWN_SUMS, _Query, _zone_name, breakdown_sql
+from dashboard.selectors.backends.clickhouse import (
+    _DURATION,
+    BREAKDOWN_SUMS,
+    _Query,
+    _zone_name,
+    breakdown_sql,
+    rolled_state,
+)
 from dashboard.selectors.periods import Period, month_start
 from dashboard.selectors.properties import PROPERTIES
 from sites.models import Site
@@ -58,19 +65,6 @@ def last_complete_day(tz: zoneinfo.ZoneInfo, now: dt.datetime | None = None) -> 
     """The last local day that ended more than grace() ago."""
     now = now or dt.datetime.now(dt.UTC)
     return (now - grace()).astimezone(tz).date() - dt.timedelta(days=1)
-
-
-def rolled_state(site: Site) -> tuple[str, dt.date] | None:
-    """(zone, last rolled-up day) of the site, or None if never rolled up."""
-    rows = (
-        _client()
-        .query(
-            "SELECT tz, rolled_until FROM rollup_sites FINAL WHERE site_id = {site:UInt64}",
-            parameters={"site": site.pk},
-        )
-        .result_rows
-    )
-    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def _first_day(site: Site, tz_name: str) -> dt.date | None:
