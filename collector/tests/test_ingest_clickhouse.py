@@ -334,14 +334,27 @@ def test_deleting_a_site_deletes_its_events_and_visits_in_clickhouse(clickhouse_
     from sites.models import Site
 
     other = Site.objects.create(domain="other.example", name="Other", timezone="UTC")
+    days_ago = -3 * 24 * 60 * MIN
+    ingest_batch([hit(site, 4, at=days_ago), hit(other, 5, at=days_ago, vid=2)])
     ingest_batch([hit(site, 1, at=0), hit(site, 2, at=MIN), hit(other, 3, at=0, vid=2)])
-    assert len(events(clickhouse_store)) == 3
+    assert len(events(clickhouse_store)) == 5
+    call_command("rollup_clickhouse")  # three days ago is rolled up for both sites
+    rollups = ("rollup_totals", "rollup_breakdowns", "rollup_months", "rollup_sites")
+
+    def sites_in(table: str) -> list[tuple]:
+        return clickhouse_store.query(f"SELECT DISTINCT site_id FROM {table} ORDER BY site_id").result_rows
+
+    for table in ("rollup_totals", "rollup_breakdowns", "rollup_sites"):
+        assert sites_in(table) == [(site.pk,), (other.pk,)], table
 
     site_services.delete_site(site)
 
     assert not Site.objects.filter(pk=site.pk).exists()
-    assert [row[0] for row in events(clickhouse_store, "site_id")] == [other.pk]
-    assert clickhouse_store.query("SELECT DISTINCT site_id FROM sessions").result_rows == [(other.pk,)]
+    assert sorted(row[0] for row in events(clickhouse_store, "site_id")) == [other.pk, other.pk]
+    assert sites_in("sessions") == [(other.pk,)]
+    for table in rollups:
+        # rollup_months has a row only if the month of three days ago is over (a whole month)
+        assert sites_in(table) in ([(other.pk,)], [] if table == "rollup_months" else None), table
 
 
 def test_on_a_cluster_a_sites_rows_are_deleted_from_every_shards_local_tables(settings, monkeypatch):
@@ -357,6 +370,6 @@ def test_on_a_cluster_a_sites_rows_are_deleted_from_every_shards_local_tables(se
     monkeypatch.setattr(store, "client", Recorder)
     store.delete_site_rows(7)
     assert sent == [
-        ("DELETE FROM `events_local` ON CLUSTER `analytics` WHERE site_id = %(site)s", {"site": 7}),
-        ("DELETE FROM `sessions_local` ON CLUSTER `analytics` WHERE site_id = %(site)s", {"site": 7}),
+        (f"DELETE FROM `{table}_local` ON CLUSTER `analytics` WHERE site_id = %(site)s", {"site": 7})
+        for table in ("events", "sessions", "rollup_totals", "rollup_breakdowns", "rollup_months", "rollup_sites")
     ]
