@@ -122,6 +122,23 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, digits: int) -> st
     return f"{a['p95'] / b['p95']:.{digits}f}"
 
 
+def parts_table(report: dict[str, Any], last: dict[str, Any], index: dict[tuple, Any]) -> list[str]:
+    """The p50 of each part of the big site's views in one run (`index`: (database, site,
+    period, filter) -> view), a row per part, a column per period and filter; then a blank line."""
+    lines = ["", f"Per part at {last['database']}, big site (p50 ms):", ""]
+    parts = next((list(v["parts"]) for v in last["views"] if v["n"]), [])
+    combos = [(p, f) for p in report["periods"] for f in report["filters"]]
+    lines.append("| part | " + " | ".join(f"{p} {f}" for p, f in combos) + " |")
+    lines.append("|---|" + "---:|" * len(combos))
+    for part in parts:
+        cells = []
+        for p, f in combos:
+            v = index.get((last["database"], "big", p, f))
+            cells.append(f"{v['parts'][part]['p50']:.1f}" if v and v["n"] else "")
+        lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def summary(report: dict[str, Any]) -> str:
     runs = report["runs"]
     lines = [
@@ -167,19 +184,7 @@ def summary(report: dict[str, Any]) -> str:
                 cells.append(ratio(bigs[-1], small, 1))
             lines.append("| " + " | ".join(cells) + " |")
     # Slowest parts at the largest size.
-    last = runs[-1]
-    lines += ["", f"Per part at {last['database']}, big site (p50 ms):", ""]
-    parts = next((list(v["parts"]) for v in last["views"] if v["n"]), [])
-    combos = [(p, f) for p in report["periods"] for f in report["filters"]]
-    lines.append("| part | " + " | ".join(f"{p} {f}" for p, f in combos) + " |")
-    lines.append("|---|" + "---:|" * len(combos))
-    for part in parts:
-        cells = []
-        for p, f in combos:
-            v = index.get((last["database"], "big", p, f))
-            cells.append(f"{v['parts'][part]['p50']:.1f}" if v and v["n"] else "")
-        lines.append(f"| {part} | " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += parts_table(report, runs[-1], index)
     for run in runs:
         for label, problems in run.get("consistency", {}).items():
             lines.append(f"- {run['database']} consistency {label} (rollups vs raw, all metrics): {problems or 'OK'}")

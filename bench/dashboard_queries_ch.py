@@ -39,7 +39,7 @@ if __package__ in (None, ""):
 
 from bench.common import PYTHON, ROOT, BenchDatabase, log, machine
 from bench.dashboard_data import BIG_DOMAIN, DATA_VERSION, SMALL_DOMAIN, SMALL_EVENTS, TZ_NAME, Layout
-from bench.dashboard_queries import PERIODS, cell, parse_size, ratio
+from bench.dashboard_queries import PERIODS, cell, parse_size, parts_table, ratio
 from bench.dashboard_views import FILTERS
 
 TARGETS = {("30d", "filtered", 10_000_000): 300.0, ("30d", "filtered", 100_000_000): 1500.0}
@@ -154,7 +154,7 @@ def worker(args: argparse.Namespace) -> int:
     import django
 
     django.setup()
-    from bench.dashboard_views import VIEW_TIMEOUT, consistency, measure_view, view_parts
+    from bench.dashboard_views import VIEW_TIMEOUT, check_and_measure
     from dashboard.selectors.backends import get_backend
     from dashboard.selectors.periods import parse_period
     from sites.models import Site
@@ -184,29 +184,7 @@ def worker(args: argparse.Namespace) -> int:
     def period_of(name: str) -> Any:
         return parse_period(name, end_day.isoformat(), tz)
 
-    if not args.no_check:
-        t = time.perf_counter()
-        out["consistency"] = {label: consistency(sites["big"], period_of(label)) for label in ("day", "30d")}
-        out["consistency_s"] = time.perf_counter() - t
-        for label, problems in out["consistency"].items():
-            log(f"{args.database}: consistency {label} (unfiltered vs a filter every visit passes): {problems or 'OK'}")
-    out["views"] = []
-    for site_label in ("small", "big"):
-        for period_label in args.periods:
-            for filter_label in args.filters:
-                parts = view_parts(sites[site_label], period_of(period_label), FILTERS[filter_label])
-                result = measure_view(parts, args.reps, args.warmups, args.budget)
-                result.update({"site": site_label, "period": period_label, "filter": filter_label})
-                out["views"].append(result)
-                if not result["n"]:
-                    log(f"{args.database} {site_label:5} {period_label:4} {filter_label:6}: TIMED OUT")
-                    continue
-                slowest = max(result["parts"].items(), key=lambda kv: kv[1]["p50"])
-                log(
-                    f"{args.database} {site_label:5} {period_label:4} {filter_label:6}: n={result['n']:2} "
-                    f"p50 {result['p50']:8.1f} ms  p95 {result['p95']:8.1f} ms  "
-                    f"(slowest part {slowest[0]} p50 {slowest[1]['p50']:.1f} ms)"
-                )
+    check_and_measure(out, args, sites, period_of, " (unfiltered vs a filter every visit passes)")
     out["uptime_after"] = uptime()
     Path(args.json_out).write_text(json.dumps(out, indent=1, default=str))
     return 0
@@ -285,20 +263,7 @@ def summary(report: dict[str, Any]) -> str:
             if len(runs) >= 2:
                 cells.append(ratio(bigs[-1], bigs[0], 2))
             lines.append("| " + " | ".join(cells) + " |")
-    last = runs[-1] if runs else None
-    if last:
-        lines += ["", f"Per part at {last['database']}, big site (p50 ms):", ""]
-        parts = next((list(v["parts"]) for v in last["views"] if v["n"]), [])
-        combos = [(p, f) for p in report["periods"] for f in report["filters"]]
-        lines.append("| part | " + " | ".join(f"{p} {f}" for p, f in combos) + " |")
-        lines.append("|---|" + "---:|" * len(combos))
-        for part in parts:
-            row = []
-            for p, f in combos:
-                v = index.get((last["database"], "big", p, f))
-                row.append(f"{v['parts'][part]['p50']:.1f}" if v and v["n"] else "")
-            lines.append(f"| {part} | " + " | ".join(row) + " |")
-    lines.append("")
+    lines += parts_table(report, runs[-1], index) if runs else [""]
     for run in runs:
         for label, problems in run.get("consistency", {}).items():
             lines.append(

@@ -257,6 +257,41 @@ def view_parts(site: Any, period: Any, filters: str) -> list[tuple[str, Callable
     return parts
 
 
+def check_and_measure(
+    out: dict[str, Any],
+    args: argparse.Namespace,
+    sites: dict[str, Any],
+    period_of: Callable[[str], Any],
+    note: str = "",
+) -> None:
+    """A bench worker's checks and measurements, into `out`: the consistency of the big site's
+    day and 30 days (unless --no-check; `note` says what it compares), then every view of both
+    sites (args.periods x args.filters), each logged with its slowest part."""
+    if not args.no_check:
+        t = time.perf_counter()
+        out["consistency"] = {label: consistency(sites["big"], period_of(label)) for label in ("day", "30d")}
+        out["consistency_s"] = time.perf_counter() - t
+        for label, problems in out["consistency"].items():
+            log(f"{args.database}: consistency {label}{note}: {problems or 'OK'}")
+    out["views"] = []
+    for site_label in ("small", "big"):
+        for period_label in args.periods:
+            for filter_label in args.filters:
+                parts = view_parts(sites[site_label], period_of(period_label), FILTERS[filter_label])
+                result = measure_view(parts, args.reps, args.warmups, args.budget)
+                result.update({"site": site_label, "period": period_label, "filter": filter_label})
+                out["views"].append(result)
+                name = f"{args.database} {site_label:5} {period_label:4} {filter_label:6}"
+                if result["n"] == 0:
+                    log(f"{name}: TIMED OUT {result['timeout']}")
+                    continue
+                slowest = max(result["parts"].items(), key=lambda kv: kv[1]["p50"])
+                log(
+                    f"{name}: n={result['n']:2} p50 {result['p50']:9.1f} ms  p95 {result['p95']:9.1f} ms  "
+                    f"(slowest part {slowest[0]} p50 {slowest[1]['p50']:.1f} ms)"
+                )
+
+
 class ViewTimeout(Exception):
     pass
 
@@ -420,34 +455,7 @@ def worker(args: argparse.Namespace) -> int:
     def period_of(name: str) -> Period:
         return parse_period(name, end_day.isoformat(), tz)
 
-    if not args.no_check:
-        t = time.perf_counter()
-        out["consistency"] = {label: consistency(sites["big"], period_of(label)) for label in ("day", "30d")}
-        out["consistency_s"] = time.perf_counter() - t
-        for label, problems in out["consistency"].items():
-            log(f"{args.database}: consistency {label}: {problems or 'OK'}")
-
-    out["views"] = []
-    for site_label in ("small", "big"):
-        for period_label in args.periods:
-            for filter_label in args.filters:
-                period = period_of(period_label)
-                parts = view_parts(sites[site_label], period, FILTERS[filter_label])
-                result = measure_view(parts, args.reps, args.warmups, args.budget)
-                result.update({"site": site_label, "period": period_label, "filter": filter_label})
-                out["views"].append(result)
-                if result["n"] == 0:
-                    log(
-                        f"{args.database} {site_label:5} {period_label:4} {filter_label:6}: "
-                        f"TIMED OUT {result['timeout']}"
-                    )
-                    continue
-                slowest = max(result["parts"].items(), key=lambda kv: kv[1]["p50"])
-                log(
-                    f"{args.database} {site_label:5} {period_label:4} {filter_label:6}: n={result['n']:2} "
-                    f"p50 {result['p50']:9.1f} ms  p95 {result['p95']:9.1f} ms  "
-                    f"(slowest part {slowest[0]} p50 {slowest[1]['p50']:.1f} ms)"
-                )
+    check_and_measure(out, args, sites, period_of)
     if not args.no_explain:
         out["explain"] = {}
         for filter_label in [f for f in args.filters if f != "none"]:
