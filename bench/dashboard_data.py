@@ -45,6 +45,7 @@ import datetime as dt
 import itertools
 import math
 import zoneinfo
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,15 +134,21 @@ def h32(*parts: Any) -> str:
     return f"CAST(CONV(LEFT(MD5(CONCAT({', '.join(str(p) for p in parts)})), 8), 16, 10) AS UNSIGNED)"
 
 
-def weighted(u: str, table: list[tuple[str, float]]) -> str:
-    """u in [0, 10000) -> one of the values, with the given weights."""
-    total = sum(w for _, w in table)
+def weighted_case(u: str, outcomes: Sequence[str], weights: Sequence[float]) -> str:
+    """u in [0, 10000) -> one of the outcomes (SQL expressions), with the given weights: a CASE
+    that MariaDB and ClickHouse read alike (bench/dashboard_data_ch.py uses it too)."""
+    total = sum(weights)
     acc = 0.0
     parts = []
-    for value, weight in table[:-1]:
+    for outcome, weight in zip(outcomes[:-1], weights[:-1], strict=True):
         acc += weight
-        parts.append(f"WHEN {u} < {round(10000 * acc / total)} THEN {sql_str(value)}")
-    return f"(CASE {' '.join(parts)} ELSE {sql_str(table[-1][0])} END)"
+        parts.append(f"WHEN {u} < {round(10000 * acc / total)} THEN {outcome}")
+    return f"(CASE {' '.join(parts)} ELSE {outcomes[-1]} END)"
+
+
+def weighted(u: str, table: Sequence[tuple[str, float]], quote: Callable[[str], str] = sql_str) -> str:
+    """u in [0, 10000) -> one of the values, with the given weights (`quote`: the dialect's string literal)."""
+    return weighted_case(u, [quote(value) for value, _ in table], [weight for _, weight in table])
 
 
 def zipf_rank(h: str, n: int) -> str:

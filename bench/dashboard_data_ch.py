@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bench import dashboard_data
 from bench.common import log
 from bench.dashboard_data import (
     BROWSERS,
@@ -80,24 +81,12 @@ def h32(*parts: Any) -> str:
 
 def weighted(u: str, table: Sequence[tuple[str, float]]) -> str:
     """dashboard_data.weighted: u in [0, 10000) -> a value, with the same thresholds."""
-    total = sum(w for _, w in table)
-    acc = 0.0
-    parts = []
-    for value, weight in table[:-1]:
-        acc += weight
-        parts.append(f"WHEN {u} < {round(10000 * acc / total)} THEN {s(value)}")
-    return f"(CASE {' '.join(parts)} ELSE {s(table[-1][0])} END)"
+    return dashboard_data.weighted(u, table, quote=s)
 
 
 def weighted_index(u: str, weights: Sequence[float]) -> str:
     """The same thresholds, returning the 0-based index (a number, not text)."""
-    total = sum(weights)
-    acc = 0.0
-    parts = []
-    for i, weight in enumerate(weights[:-1]):
-        acc += weight
-        parts.append(f"WHEN {u} < {round(10000 * acc / total)} THEN {i}")
-    return f"(CASE {' '.join(parts)} ELSE {len(weights) - 1} END)"
+    return dashboard_data.weighted_case(u, [str(i) for i in range(len(weights))], weights)
 
 
 def zipf_rank(h: str, n: int) -> str:
