@@ -61,6 +61,22 @@ _VISIT_SUMS = {
     "events": "sum(sign * events)",
 }
 
+# A visit breakdown's sums per (value, day, visitor) group (inner) and per value (outer), and an
+# event breakdown's per outer value: breakdown_sql and _raw_tail group alike.
+_VISIT_GROUP_SUMS = ", ".join(
+    f"{_VISIT_SUMS[name]} AS {alias}"
+    for name, alias in (("visits", "n"), ("bounces", "b"), ("duration", "d"), ("pageviews", "pv"), ("events", "ev"))
+)
+_VISIT_VALUE_SUMS = (
+    "toInt64(countIf(n > 0)) AS visitors, toInt64(sum(n)) AS visits, toInt64(sum(b)) AS bounces,"
+    " toInt64(sum(d)) AS duration, toInt64(sum(pv)) AS pageviews, toInt64(sum(ev)) AS events,"
+    " toInt64(0) AS value_cents"
+)
+_EVENT_VALUE_SUMS = (
+    "toInt64(sum(v)) AS visitors, toInt64(sum(k)) AS visits, toInt64(0) AS bounces, toInt64(0) AS duration,"
+    " toInt64(sum(pv)) AS pageviews, toInt64(sum(ev)) AS events, toInt64(sum(cents)) AS value_cents"
+)
+
 
 def _client() -> Any:
     from analytics import store  # at call time: the store module reads settings, tests switch them
@@ -334,13 +350,9 @@ def _raw_tail(query: _Query, props: Sequence[Property]) -> list[str]:
         pairs = ", ".join(f"({query.params.add(p.name, 'String')}, toString({p.column}))" for p in visit)
         dropped = query.params.add([p.name for p in visit if not p.keep_empty], "Array(String)")
         parts.append(
-            "SELECT property, label, toInt64(countIf(n > 0)) AS visitors, toInt64(sum(n)) AS visits,"
-            " toInt64(sum(b)) AS bounces, toInt64(sum(d)) AS duration, toInt64(sum(pv)) AS pageviews,"
-            " toInt64(sum(ev)) AS events, toInt64(0) AS value_cents FROM ("
+            f"SELECT property, label, {_VISIT_VALUE_SUMS} FROM ("
             f"SELECT pair.1 AS property, pair.2 AS label, toDate(started, {tz}) AS day, visitor_id,"
-            f" {_VISIT_SUMS['visits']} AS n, {_VISIT_SUMS['bounces']} AS b, {_VISIT_SUMS['duration']} AS d,"
-            f" {_VISIT_SUMS['pageviews']} AS pv, {_VISIT_SUMS['events']} AS ev"
-            f" FROM sessions ARRAY JOIN [{pairs}] AS pair WHERE {query.visits_where()}"
+            f" {_VISIT_GROUP_SUMS} FROM sessions ARRAY JOIN [{pairs}] AS pair WHERE {query.visits_where()}"
             f" AND NOT (has({dropped}, pair.1) AND pair.2 = '') GROUP BY property, label, day, visitor_id)"
             " GROUP BY property, label"
         )
@@ -349,12 +361,8 @@ def _raw_tail(query: _Query, props: Sequence[Property]) -> list[str]:
         page = query.params.add("event:page", "String")
         pairs = ", ".join(f"({query.params.add(p.name, 'String')}, toString({p.event_column}))" for p in event)
         parts.append(
-            "SELECT property, label, toInt64(sum(v)) AS visitors, toInt64(sum(k)) AS visits, toInt64(0) AS bounces,"
-            " toInt64(0) AS duration, toInt64(sum(pv)) AS pageviews, toInt64(sum(ev)) AS events,"
-            " toInt64(sum(cents)) AS value_cents FROM ("
-            f"SELECT pair.1 AS property, pair.2 AS label, toDate(ts, {tz}) AS day, uniqExact(visitor_id) AS v,"
-            f" uniqExact(visit_key) AS k, countIf(name = {query.pageview}) AS pv,"
-            f" countIf(name != {query.pageview}) AS ev, sum(ifNull(value, 0)) AS cents"
+            f"SELECT property, label, {_EVENT_VALUE_SUMS} FROM ("
+            f"SELECT pair.1 AS property, pair.2 AS label, toDate(ts, {tz}) AS day, {_event_day_sums(query)}"
             f" FROM events ARRAY JOIN [{pairs}] AS pair WHERE {query.events_where()}"
             # event:page counts pageviews, event:name the custom events (breakdown_sql's `kind`)
             f" AND (pair.1 = {page}) = (name = {query.pageview}) GROUP BY property, label, day)"
@@ -392,25 +400,25 @@ def breakdown_sql(query: _Query, prop: Property, *, per_day: bool = False) -> st
         # Per (value, day, visitor) first, so a visitor counts once a day whatever its visits'
         # cancel and state rows (module docstring).
         return (
-            f"SELECT {day}label, toInt64(countIf(n > 0)) AS visitors, toInt64(sum(n)) AS visits,"
-            " toInt64(sum(b)) AS bounces, toInt64(sum(d)) AS duration, toInt64(sum(pv)) AS pageviews,"
-            " toInt64(sum(ev)) AS events, toInt64(0) AS value_cents FROM ("
-            f"SELECT {prop.column} AS label, toDate(started, {tz}) AS day, visitor_id,"
-            f" {_VISIT_SUMS['visits']} AS n, {_VISIT_SUMS['bounces']} AS b, {_VISIT_SUMS['duration']} AS d,"
-            f" {_VISIT_SUMS['pageviews']} AS pv, {_VISIT_SUMS['events']} AS ev"
+            f"SELECT {day}label, {_VISIT_VALUE_SUMS} FROM ("
+            f"SELECT {prop.column} AS label, toDate(started, {tz}) AS day, visitor_id, {_VISIT_GROUP_SUMS}"
             f" FROM sessions WHERE {where} GROUP BY label, day, visitor_id) GROUP BY {day}label"
         )
     kind = f"name = {query.pageview}" if prop.name == "event:page" else f"name != {query.pageview}"
     # Unique per local day, then summed. (Measured at 10M events, a 30-day pages panel:
     # ~0.25 s this way, ~1.1 s as one uniqExact of (day, visitor) pairs.)
     return (
-        f"SELECT {day}label, toInt64(sum(v)) AS visitors, toInt64(sum(k)) AS visits, toInt64(0) AS bounces,"
-        " toInt64(0) AS duration, toInt64(sum(pv)) AS pageviews, toInt64(sum(ev)) AS events,"
-        " toInt64(sum(cents)) AS value_cents FROM ("
-        f"SELECT {prop.event_column} AS label, toDate(ts, {tz}) AS day, uniqExact(visitor_id) AS v,"
-        f" uniqExact(visit_key) AS k, countIf(name = {query.pageview}) AS pv, countIf(name != {query.pageview}) AS ev,"
-        f" sum(ifNull(value, 0)) AS cents FROM events WHERE {query.events_where()} AND {kind}"
-        f" GROUP BY label, day) GROUP BY {day}label"
+        f"SELECT {day}label, {_EVENT_VALUE_SUMS} FROM ("
+        f"SELECT {prop.event_column} AS label, toDate(ts, {tz}) AS day, {_event_day_sums(query)}"
+        f" FROM events WHERE {query.events_where()} AND {kind} GROUP BY label, day) GROUP BY {day}label"
+    )
+
+
+def _event_day_sums(query: _Query) -> str:
+    """An event breakdown's sums per (value, local day) group (breakdown_sql, _raw_tail)."""
+    return (
+        f"uniqExact(visitor_id) AS v, uniqExact(visit_key) AS k, countIf(name = {query.pageview}) AS pv,"
+        f" countIf(name != {query.pageview}) AS ev, sum(ifNull(value, 0)) AS cents"
     )
 
 
