@@ -36,7 +36,7 @@ from typing import Any
 from django.conf import settings
 
 from dashboard.selectors.backends.clickhouse import (
-    _DURATION,
+    _VISIT_SUMS,
     BREAKDOWN_SUMS,
     _Query,
     _zone_name,
@@ -147,8 +147,8 @@ def _totals_sql(query: _Query, version: int) -> str:
         f"SELECT day, hour, {zero}, toInt64(count()), {zero}, {zero}, {zero}, {zero}, {zero} FROM ("
         f"SELECT toDate(ts, {tz}) AS day, min(toHour(ts, {tz})) AS hour FROM events WHERE {events}"
         " GROUP BY day, visitor_id) GROUP BY day, hour",
-        f"SELECT toDate(started, {tz}) AS day, toHour(started, {tz}) AS hour, {zero}, {zero}, toInt64(sum(sign)),"
-        f" toInt64(sum(sign * (pageviews <= 1 AND interactive = 0))), toInt64(sum(sign * {_DURATION})),"
+        f"SELECT toDate(started, {tz}) AS day, toHour(started, {tz}) AS hour, {zero}, {zero},"
+        f" toInt64({_VISIT_SUMS['visits']}), toInt64({_VISIT_SUMS['bounces']}), toInt64({_VISIT_SUMS['duration']}),"
         f" {zero}, {zero} FROM sessions WHERE {query.visits_where()} GROUP BY day, hour",
     )
     return (
