@@ -106,9 +106,8 @@ class _Query:
         filters: Sequence[Filter],
         *,
         rollups: bool = False,
-        params: _Params | None = None,
     ) -> None:
-        self.params = params or _Params()  # shared by the parts of one statement
+        self.params = _Params()
         self.period = period
         self.site = self.params.add(site.pk, "UInt64")
         self.tz = self.params.add(_zone_name(period.tz), "String")
@@ -503,16 +502,16 @@ class ClickHouseBackend:
         memo = view_memo()
         if memo is None or len(asks) < 2:
             return
-        params = _Params()
-        query = _Query(site, period, filters, rollups=True, params=params)
+        query = _Query(site, period, filters, rollups=True)
         names = [ask[0].name for ask in asks]
         if query.rollups and len(set(names)) == len(names):
             found = _prefetch_rolled(query, asks)
         else:
-            branches = []
-            for number, ask in enumerate(asks):
-                query = _Query(site, period, filters, rollups=True, params=params)
-                branches.append(f"SELECT toUInt16({number}) AS ask, * FROM ({_breakdown_statement(query, *ask)})")
+            # One _Query for every branch: the same site, period and filters, so the same parameters.
+            branches = [
+                f"SELECT toUInt16({number}) AS ask, * FROM ({_breakdown_statement(query, *ask)})"
+                for number, ask in enumerate(asks)
+            ]
             found = [[] for _ in asks]
             for number, *row in query.run(" UNION ALL ".join(branches)):
                 found[number].append(_breakdown_row(row))
