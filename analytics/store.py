@@ -38,6 +38,13 @@ def kind() -> str:
     return CLICKHOUSE
 
 
+# Every statement's settings. FINAL merges a partition's parts only within it: every table read
+# with FINAL (sessions, the rollups) is partitioned by a function of its sorting key, so rows
+# that collapse or replace each other are always in one partition; partitions already merged to
+# one part then cost a plain read (measured: a filtered month of sessions FINAL 40 -> 9 ms at 10M).
+READ_SETTINGS = {"do_not_merge_across_partitions_select_final": 1}
+
+
 def connect_args(url: str) -> dict[str, Any]:
     """The keyword arguments of clickhouse_connect.get_client for an ANALYTICS_URL."""
     scheme = url.split(":", 1)[0].lower()
@@ -45,7 +52,7 @@ def connect_args(url: str) -> dict[str, Any]:
         path = url[len("chdb://") :] if url.lower().startswith("chdb://") else ""
         if not path.startswith("/") or path == "/":
             raise ImproperlyConfigured("ANALYTICS_URL: a chdb URL must name an absolute directory, chdb:///path")
-        return {"dsn": f"chdb://{path}"}
+        return {"dsn": f"chdb://{path}", "settings": dict(READ_SETTINGS)}
     if scheme != "clickhouse":
         raise ImproperlyConfigured(
             "ANALYTICS_URL must be empty (the Django database), clickhouse://user:password@host:8123/database "
@@ -69,6 +76,7 @@ def connect_args(url: str) -> dict[str, Any]:
         # One client serves every thread of the process: no server-side session (whose lock
         # would make two concurrent queries fail), and none is needed.
         "autogenerate_session_id": False,
+        "settings": dict(READ_SETTINGS),
     }
     database = unquote(parts.path.lstrip("/"))
     if database:

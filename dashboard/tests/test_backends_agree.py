@@ -403,3 +403,33 @@ def test_dashboard_pages_agree_raw_rolled_up_and_filtered(both_stores, rolled_un
                 use("clickhouse")
                 assert _page(site, period, filters) == expected, f"{site.timezone} {period} {filters!r}"
     assert any(rows for _, _, rows in expected[3])  # the panels had rows to compare
+
+
+def test_a_late_hit_that_moves_a_visits_start_to_the_day_before_counts_it_there_only(clickhouse_store, settings):
+    # 23:10 UTC is 00:10 on 11 November in Berlin; a late hit of the same visitor at 23:55 the
+    # day before joins the visit and moves its start (and its local day) back. On ClickHouse the
+    # visit's first state row stays in the store until a merge collapses it with its cancel row.
+    site = Site.objects.create(domain="moved.example", timezone="Europe/Berlin")
+    first = dt.datetime(2026, 11, 10, 23, 10, tzinfo=dt.UTC)
+    hits = [_hit(site, first, "/first", 1), _hit(site, first - dt.timedelta(minutes=15), "/late", 2)]
+    tz = site.tz
+    days = {
+        "10 Nov": Period(dt.date(2026, 11, 10), dt.date(2026, 11, 10), tz),
+        "11 Nov": Period(dt.date(2026, 11, 11), dt.date(2026, 11, 11), tz),
+        "both": Period(dt.date(2026, 11, 10), dt.date(2026, 11, 11), tz),
+    }
+    for hit in hits:
+        ingest_batch([hit])  # two batches: the second moves the stored visit
+    answers = {
+        name: [
+            selectors.breakdown(site, period, "visit:country", ("visitors", "visits", "bounce_rate")),
+            selectors.breakdown(site, period, "visit:entry_page", "visitors"),
+            selectors.aggregate(site, period, ("visitors", "visits", "pageviews")),
+        ]
+        for name, period in days.items()
+    }
+    assert answers["11 Nov"][:2] == [[], []]
+    assert answers["11 Nov"][2] == {"visitors": 1, "visits": 0, "pageviews": 1}
+    assert answers["10 Nov"][0] == [{"country": "DE", "visitors": 1, "visits": 1, "bounce_rate": 0}]
+    assert answers["10 Nov"][1] == [{"entry_page": "/first", "visitors": 1}]
+    assert answers["both"][0] == [{"country": "DE", "visitors": 1, "visits": 1, "bounce_rate": 0}]
