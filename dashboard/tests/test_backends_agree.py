@@ -14,13 +14,16 @@ delivered twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from analytics import store
 from collector.ingest import hash64, ingest_batch
 from dashboard import selectors
 from dashboard.selectors.backends import clickhouse as clickhouse_backend
@@ -401,8 +404,31 @@ def test_dashboard_pages_agree_raw_rolled_up_and_filtered(both_stores, rolled_un
                 use("sql")
                 expected = _page(site, period, filters)
                 use("clickhouse")
-                assert _page(site, period, filters) == expected, f"{site.timezone} {period} {filters!r}"
+                with _statements() as statements:
+                    assert _page(site, period, filters) == expected, f"{site.timezone} {period} {filters!r}"
+                # The 13 panels in one statement, the page panel's entry numbers with them (no
+                # statement of their own: `entry_path IN` the page panel's pages).
+                assert sum(" OVER (PARTITION BY property" in sql for sql in statements) == 1
+                assert not [sql for sql in statements if "entry_path IN" in sql]
     assert any(rows for _, _, rows in expected[3])  # the panels had rows to compare
+
+
+@contextlib.contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL of every statement the ClickHouse store is sent in the block."""
+    client = store.client()
+    sent: list[str] = []
+    query = client.query
+
+    def counted(sql: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(sql)
+        return query(sql, *args, **kwargs)
+
+    client.query = counted
+    try:
+        yield sent
+    finally:
+        del client.query
 
 
 def test_a_late_hit_that_moves_a_visits_start_to_the_day_before_counts_it_there_only(clickhouse_store, settings):

@@ -48,6 +48,7 @@ from sites.models import Site
 
 PAGEVIEW = "pageview"
 EXIT_PAGE = "visit:exit_page"
+ENTRY_PAGE = "visit:entry_page"
 UTC_MOMENT = "DateTime64(6, 'UTC')"
 EVENT_METRICS = ("visitors", "pageviews", "events", "views_per_visit")
 # One visit's whole seconds, truncated per visit as the collector does (int(total_seconds())).
@@ -306,11 +307,15 @@ def _breakdown_statement(query: _Query, prop: Property, order: str, offset: int,
     )
 
 
-def _prefetch_grouped(query: _Query, asks: Sequence[tuple[Property, str, int, int]]) -> list[list[BreakdownRow]]:
+def _prefetch_grouped(
+    query: _Query, asks: Sequence[tuple[Property, str, int, int]]
+) -> tuple[list[list[BreakdownRow]], dict[str, Totals] | None]:
     """Breakdowns of distinct properties in one grouped statement: the rollups' rows of every
     property read together (one scan of rollup_months and of rollup_breakdowns, not one per
-    panel) and the raw tables' (_raw_breakdowns), summed per (property, value), sorted per
-    property in ClickHouse and cut to the longest ask (LIMIT BY)."""
+    panel) and the raw tables' (_raw_breakdowns), summed per (property, value), ranked per
+    property in ClickHouse and cut to the longest ask. With event:page and visit:entry_page
+    both asked, the entry rows of the page panel's pages come too: the pages' entries()
+    (returned as a dict; None if not both asked)."""
     names = [ask[0].name for ask in asks]
     parts = []
     if query.rollups:
@@ -320,16 +325,34 @@ def _prefetch_grouped(query: _Query, asks: Sequence[tuple[Property, str, int, in
         parts += _raw_breakdowns(query, [ask[0] for ask in asks])
     by_visits = query.params.add([ask[0].name for ask in asks if ask[1] == "visits"], "Array(String)")
     longest = query.params.add(max(offset + limit for _, _, offset, limit in asks), "UInt64")
+    pages = next((offset + limit for prop, _, offset, limit in asks if prop.name == "event:page"), 0)
+    entry = query.params.add(ENTRY_PAGE, "String")
+    top_pages = (
+        f"groupArrayIf(label, property = {query.params.add('event:page', 'String')}"
+        f" AND rank <= {query.params.add(pages, 'UInt64')}) OVER ()"
+        if pages and ENTRY_PAGE in names
+        else "[]"
+    )
     sums = ", ".join(f"toInt64(sum({name})) AS sum_{name}" for name in BREAKDOWN_SUMS)
     sql = (
-        f"SELECT property, label, {sums} FROM ({' UNION ALL '.join(parts)}) GROUP BY property, label"
-        f" HAVING sum_visitors > 0 ORDER BY property, if(has({by_visits}, property), sum_visits, sum_visitors) DESC,"
-        f" label LIMIT {longest} BY property"
+        f"SELECT property, label, {', '.join(f'sum_{name}' for name in BREAKDOWN_SUMS)}, rank <= {longest}"
+        f" FROM (SELECT *, property = {entry} AND has({top_pages}, label) AS entered FROM ("
+        f"SELECT property, label, {sums}, row_number() OVER (PARTITION BY property"
+        f" ORDER BY if(has({by_visits}, property), sum_visits, sum_visitors) DESC, label) AS rank"
+        f" FROM ({' UNION ALL '.join(parts)}) GROUP BY property, label HAVING sum_visitors > 0))"
+        f" WHERE rank <= {longest} OR entered ORDER BY property, rank"
     )
     rows: dict[str, list[BreakdownRow]] = defaultdict(list)
-    for name, *row in query.run(sql):
-        rows[name].append(_breakdown_row(row))
-    return [rows[prop.name][offset : offset + limit] for prop, _, offset, limit in asks]
+    entries: dict[str, Totals] | None = {} if pages and ENTRY_PAGE in names else None
+    for name, *row, ranked in query.run(sql):
+        result = _breakdown_row(row)
+        if ranked:
+            rows[name].append(result)
+        if entries is not None and name == ENTRY_PAGE:
+            entries[result.value] = _entry_totals(result.totals.visits, result.totals.bounces, result.totals.duration)
+    if entries is not None:  # every page of the panel: those that no visit entered on have none
+        entries = {row.value: entries.get(row.value, Totals()) for row in rows["event:page"][:pages]}
+    return [rows[prop.name][offset : offset + limit] for prop, _, offset, limit in asks], entries
 
 
 def _day_pair(day: str, column: str) -> str:
@@ -392,6 +415,16 @@ def _breakdown_row(row: Sequence[Any]) -> BreakdownRow:
 def _prefetch_key(site: Site, period: Period, filters: Sequence[Filter], ask: tuple) -> tuple:
     prop, order, offset, limit = ask
     return ("clickhouse-breakdown", site.pk, period, repr(list(filters)), prop.name, order, offset, limit)
+
+
+def _entries_key(site: Site, period: Period, filters: Sequence[Filter]) -> tuple:
+    return ("clickhouse-entries", site.pk, period, repr(list(filters)))
+
+
+def _entry_totals(visits: int, bounces: int, duration: int) -> Totals:
+    totals = Totals()
+    totals.add({"visits": visits, "bounces": bounces, "duration": duration})
+    return totals
 
 
 # A breakdown's sums, per value (and local day): the columns of breakdown_sql and rollup_breakdowns.
@@ -515,7 +548,9 @@ class ClickHouseBackend:
         query = _Query(site, period, filters, rollups=True)
         names = [ask[0].name for ask in asks]
         if len(set(names)) == len(names):
-            found = _prefetch_grouped(query, asks)
+            found, entries = _prefetch_grouped(query, asks)
+            if entries is not None:
+                memo[_entries_key(site, period, filters)] = entries
         else:
             # One _Query for every branch: the same site, period and filters, so the same parameters.
             branches = [
@@ -537,6 +572,11 @@ class ClickHouseBackend:
         found: dict[str, Totals] = defaultdict(Totals)
         if not pages:
             return found
+        memo = view_memo()
+        known = memo.get(_entries_key(site, period, filters)) if memo is not None else None
+        if known is not None and known.keys() >= set(pages):  # read with the page panel (prefetch)
+            found.update((page, known[page]) for page in pages)
+            return found
         query = _Query(site, period, filters, rollups=True)
         pages_param = query.params.add(list(pages), "Array(String)")
         parts = [
@@ -552,7 +592,7 @@ class ClickHouseBackend:
             f" FROM ({' UNION ALL '.join(parts)}) GROUP BY label"
         )
         for page, visits, bounces, duration in query.run(sql):
-            found[page].add({"visits": visits, "bounces": bounces, "duration": duration})
+            found[page] = _entry_totals(visits, bounces, duration)
         return found
 
     def realtime_visitors(self, site: Site, since: dt.datetime, until: dt.datetime) -> int:
