@@ -240,15 +240,21 @@ def view_parts(site: Any, period: Any, filters: str) -> list[tuple[str, Callable
     headline, previous_period, panels = page_spec()
     interval = period.default_interval
     previous = previous_period(period, interval)
+    from dashboard.selectors.periods import compared_periods
+
+    current, compared = compared_periods(period)
+    series = [(current, "date"), (compared, "date"), (period, interval), (previous, interval)]
     parts: list[tuple[str, Callable[[], Any]]] = [
+        # build_report announces its reads first (ClickHouse makes them one statement).
+        (
+            "prefetch",
+            lambda: selectors.prefetch(
+                site, period, filters, breakdowns=[(p, m, 10) for p, m in panels], series=series
+            ),
+        ),
         ("aggregate_compared", lambda: selectors.aggregate_compared(site, period, headline, filters)),
         ("timeseries", lambda: selectors.timeseries(site, period, headline, filters, interval)),
         ("timeseries previous", lambda: selectors.timeseries(site, previous, headline, filters, interval)),
-        # build_report announces the panels first (ClickHouse reads them all in one statement).
-        (
-            "breakdowns (prefetch)",
-            lambda: selectors.prefetch_breakdowns(site, period, [(p, m, 10) for p, m in panels], filters),
-        ),
     ]
     for prop, metrics in panels:
         parts.append(

@@ -25,7 +25,7 @@ from typing import Any
 
 from dashboard import selectors
 from dashboard.selectors import Filter, Property, divide_round
-from dashboard.selectors.periods import Period, month_start
+from dashboard.selectors.periods import Period, compared_periods, month_start
 from sites.models import Site
 
 PANEL_LIMIT = 9  # rows a panel shows on the page
@@ -222,6 +222,18 @@ def _build_report(
     chart: bool,
     now: dt.datetime | None,
 ) -> Report:
+    specs = [spec for spec in PANELS if panels is None or spec.key in panels]
+    # Every read below, announced (ClickHouse makes them one statement): the headline's daily
+    # series of the period (and of the previous one), the chart's, the panels.
+    headline_periods = compared_periods(period, now) if compare else (period,)
+    asks = [(part, "date") for part in headline_periods]
+    if chart:
+        asks.append((period, interval))
+        if compare:
+            asks.append((chart_previous_period(period, interval), interval))
+    breakdowns = [(s.property, _panel_metrics(s), limit + 1) for s in specs]
+    selectors.prefetch(site, period, filters, breakdowns=breakdowns, series=asks)
+
     if compare:
         compared = selectors.aggregate_compared(site, period, HEADLINE, filters, now=now)
         metrics = [Metric(k, METRIC_LABELS[k], v["value"], v["change"]) for k, v in compared.items()]
@@ -239,8 +251,6 @@ def _build_report(
         report.previous_series = [previous[i] if i < len(previous) else None for i in range(len(series))]
 
     total_visitors = int(report.metric("visitors").value)
-    specs = [spec for spec in PANELS if panels is None or spec.key in panels]
-    selectors.prefetch_breakdowns(site, period, [(s.property, _panel_metrics(s), limit + 1) for s in specs], filters)
     for spec in specs:
         report.panels.append(_panel(site, period, filters, spec, limit, total_visitors))
     return report

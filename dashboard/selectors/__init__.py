@@ -36,7 +36,7 @@ from dashboard.selectors.queries import (
     aggregate_compared,
     breakdown,
     has_data,
-    prefetch_breakdowns,
+    prefetch,
     realtime_visitors,
     timeseries,
 )
@@ -65,7 +65,7 @@ __all__ = [
     "has_data",
     "one_view",
     "parse_filters",
-    "prefetch_breakdowns",
+    "prefetch",
     "ratio",
     "realtime_visitors",
     "timeseries",

@@ -158,20 +158,28 @@ def _breakdown_ask(
     return prop, metrics, order, (page - 1) * limit
 
 
-def prefetch_breakdowns(
-    site: Site, period: Period, asks: Iterable[tuple[str | Property, Iterable[str], int]], filters: Any = None
+def prefetch(
+    site: Site,
+    period: Period,
+    filters: Any = None,
+    *,
+    breakdowns: Iterable[tuple[str | Property, Iterable[str], int]] = (),
+    series: Iterable[tuple[Period, str]] = (),
 ) -> None:
-    """Tell the backend which breakdowns ((property, metrics, limit) each, first page) the
-    current view (one_view) asks for next. A backend that can read them all at once does
-    (ClickHouse: one statement instead of one each); the others, and calls outside a view, ignore it."""
-    prefetch = getattr(get_backend(), "prefetch", None)
-    if prefetch is None:
+    """Tell the backend which reads the current view (one_view) makes next: `breakdowns`
+    ((property, metrics, limit) each, first page; one per property) of `period`, and `series`
+    ((period, interval) each: a timeseries; totals read the daily series of their period). A
+    backend that can read them all at once does (ClickHouse: one statement instead of one
+    each); the others, and calls outside a view, ignore it."""
+    backend_prefetch = getattr(get_backend(), "prefetch", None)
+    if backend_prefetch is None:
         return
     checked = []
-    for prop, metrics, limit in asks:
+    for prop, metrics, limit in breakdowns:
         prop, _, order, offset = _breakdown_ask(prop, metrics, limit, 1)
         checked.append((prop, order, offset, limit))
-    prefetch(site, period.whole, as_filters(filters), checked)
+    wanted = [(part, part.check_interval(interval) == "hour") for part, interval in series]
+    backend_prefetch(site, period.whole, as_filters(filters), checked, wanted)
 
 
 def realtime_visitors(site: Site, now: dt.datetime | None = None) -> int:

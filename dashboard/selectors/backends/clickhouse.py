@@ -99,8 +99,9 @@ class _Query:
         filters: Sequence[Filter],
         *,
         rollups: bool = False,
+        params: _Params | None = None,
     ) -> None:
-        self.params = _Params()
+        self.params = params or _Params()  # shared by the statements of one prefetch
         self.period = period
         self.site = self.params.add(site.pk, "UInt64")
         self.tz = self.params.add(_zone_name(period.tz), "String")
@@ -138,7 +139,8 @@ class _Query:
             return ""
         day, hour = self.period.cutoff
         day_p, hour_p = self.params.add(day, "Date"), self.params.add(hour, "UInt8")
-        return f" AND (day < {day_p} OR (day = {day_p} AND hour <= {hour_p}))"
+        # rollup_totals.hour: the column (the series' statement names its output hour too)
+        return f" AND (day < {day_p} OR (day = {day_p} AND rollup_totals.hour <= {hour_p}))"
 
     def run(self, sql: str) -> list[tuple]:
         """The statement's rows, read once per view (base.one_view): a dashboard page's headline
@@ -244,10 +246,25 @@ def _needs_visits(metrics: Sequence[str]) -> bool:
 def _series(
     site: Site, period: Period, metrics: Sequence[str], filters: Sequence[Filter], *, hourly: bool
 ) -> dict[tuple, Totals]:
-    """Totals per local day (or (day, hour)), from one statement: the events' part and the
-    visits' part as branches of a UNION ALL (ClickHouse runs them side by side), each from the
-    rollups for rolled-up days (unfiltered) and from the raw tables for the rest."""
+    """Totals per local day (or (day, hour)), from one statement (_series_statement), or from
+    the view's prefetch, which read it with every metric."""
+    memo = view_memo()
+    key = _series_key(site, period, filters, hourly)
+    if memo is not None and key in memo:
+        return memo[key]
     query = _Query(site, period, filters, rollups=True)
+    return _series_totals(query.run(_series_statement(query, metrics, hourly)), hourly)
+
+
+def _series_key(site: Site, period: Period, filters: Sequence[Filter], hourly: bool) -> tuple:
+    return ("clickhouse-series", site.pk, period, repr(list(filters)), hourly)
+
+
+def _series_statement(query: _Query, metrics: Sequence[str], hourly: bool) -> str:
+    """The rows (part, day, hour, a, b, c) of a series: the events' part (0: visitors,
+    pageviews, events) and the visits' part (1: visits, bounces, duration) as branches of a
+    UNION ALL (ClickHouse runs them side by side), each from the rollups for rolled-up days
+    (unfiltered) and from the raw tables for the rest."""
     tz = query.tz
     branches = []
     if _needs_events(metrics) or not _needs_visits(metrics):
@@ -273,8 +290,12 @@ def _series(
             )
         if query.rollups:
             branches.append(_rolled_series(query, 1, ("visits", "bounces", "duration"), hourly))
+    return " UNION ALL ".join(branches)
+
+
+def _series_totals(rows: Sequence[tuple], hourly: bool) -> dict[tuple, Totals]:
     found: dict[tuple, Totals] = defaultdict(Totals)
-    for part, day, hour, a, b, c in query.run(" UNION ALL ".join(branches)):
+    for part, day, hour, a, b, c in rows:
         key = (day, hour) if hourly else day
         if part == 0:
             found[key].add({"visitors": a, "pageviews": b, "events": c})
@@ -285,11 +306,10 @@ def _series(
 
 def _rolled_series(query: _Query, part: int, sums: tuple[str, str, str], hourly: bool) -> str:
     a, b, c = (f"toInt64(sum({name}))" for name in sums)
-    # The bucket is not named `hour`: an alias is seen in WHERE, and the cutoff means the column.
-    bucket = "hour" if hourly else "toUInt8(0)"
+    bucket = "rollup_totals.hour" if hourly else "toUInt8(0)"
     return (
-        f"SELECT {part} AS part, day, {bucket} AS bucket, {a} AS a, {b} AS b, {c} AS c FROM rollup_totals FINAL"
-        f" WHERE {query.rolled_days()}{query.cutoff()} GROUP BY day, bucket"
+        f"SELECT {part} AS part, day, {bucket} AS hour, {a} AS a, {b} AS b, {c} AS c FROM rollup_totals FINAL"
+        f" WHERE {query.rolled_days()}{query.cutoff()} GROUP BY day, hour"
     )
 
 
@@ -307,15 +327,13 @@ def _breakdown_statement(query: _Query, prop: Property, order: str, offset: int,
     )
 
 
-def _prefetch_grouped(
-    query: _Query, asks: Sequence[tuple[Property, str, int, int]]
-) -> tuple[list[list[BreakdownRow]], dict[str, Totals] | None]:
-    """Breakdowns of distinct properties in one grouped statement: the rollups' rows of every
-    property read together (one scan of rollup_months and of rollup_breakdowns, not one per
-    panel) and the raw tables' (_raw_breakdowns), summed per (property, value), ranked per
-    property in ClickHouse and cut to the longest ask. With event:page and visit:entry_page
-    both asked, the entry rows of the page panel's pages come too: the pages' entries()
-    (returned as a dict; None if not both asked)."""
+def _panels_statement(query: _Query, asks: Sequence[tuple[Property, str, int, int]]) -> str:
+    """Breakdowns of distinct properties as one grouped statement, rows (property, label,
+    BREAKDOWN_SUMS..., rank): the rollups' rows of every property read together (one scan of
+    rollup_months and of rollup_breakdowns, not one per panel) and the raw tables'
+    (_raw_breakdowns), summed per (property, value), ranked per property and cut to the
+    longest ask. With event:page and visit:entry_page both asked, the entry rows of the page
+    panel's pages come too, whatever their rank: the pages' entries() (_panels_found)."""
     names = [ask[0].name for ask in asks]
     parts = []
     if query.rollups:
@@ -325,34 +343,50 @@ def _prefetch_grouped(
         parts += _raw_breakdowns(query, [ask[0] for ask in asks])
     by_visits = query.params.add([ask[0].name for ask in asks if ask[1] == "visits"], "Array(String)")
     longest = query.params.add(max(offset + limit for _, _, offset, limit in asks), "UInt64")
-    pages = next((offset + limit for prop, _, offset, limit in asks if prop.name == "event:page"), 0)
+    pages = _entry_pages(asks)
     entry = query.params.add(ENTRY_PAGE, "String")
     top_pages = (
         f"groupArrayIf(label, property = {query.params.add('event:page', 'String')}"
         f" AND rank <= {query.params.add(pages, 'UInt64')}) OVER ()"
-        if pages and ENTRY_PAGE in names
+        if pages
         else "[]"
     )
     sums = ", ".join(f"toInt64(sum({name})) AS sum_{name}" for name in BREAKDOWN_SUMS)
-    sql = (
-        f"SELECT property, label, {', '.join(f'sum_{name}' for name in BREAKDOWN_SUMS)}, rank <= {longest}"
+    return (
+        f"SELECT property, label, {', '.join(f'sum_{name}' for name in BREAKDOWN_SUMS)}, rank"
         f" FROM (SELECT *, property = {entry} AND has({top_pages}, label) AS entered FROM ("
         f"SELECT property, label, {sums}, row_number() OVER (PARTITION BY property"
         f" ORDER BY if(has({by_visits}, property), sum_visits, sum_visitors) DESC, label) AS rank"
         f" FROM ({' UNION ALL '.join(parts)}) GROUP BY property, label HAVING sum_visitors > 0))"
-        f" WHERE rank <= {longest} OR entered ORDER BY property, rank"
+        f" WHERE rank <= {longest} OR entered"
     )
-    rows: dict[str, list[BreakdownRow]] = defaultdict(list)
-    entries: dict[str, Totals] | None = {} if pages and ENTRY_PAGE in names else None
-    for name, *row, ranked in query.run(sql):
+
+
+def _entry_pages(asks: Sequence[tuple[Property, str, int, int]]) -> int:
+    """How many of the page panel's top pages _panels_statement brings the entry rows of (0: none)."""
+    names = [ask[0].name for ask in asks]
+    if ENTRY_PAGE not in names:
+        return 0
+    return next((offset + limit for prop, _, offset, limit in asks if prop.name == "event:page"), 0)
+
+
+def _panels_found(
+    rows: Sequence[Sequence[Any]], asks: Sequence[tuple[Property, str, int, int]]
+) -> tuple[list[list[BreakdownRow]], dict[str, Totals] | None]:
+    """_panels_statement's rows -> each ask's rows, and the page panel's entries (None: not read)."""
+    longest = max(offset + limit for _, _, offset, limit in asks)
+    pages = _entry_pages(asks)
+    ranked: dict[str, list[BreakdownRow]] = defaultdict(list)
+    entries: dict[str, Totals] | None = {} if pages else None
+    for name, *row, rank in sorted(rows, key=lambda row: (row[0], row[-1])):
         result = _breakdown_row(row)
-        if ranked:
-            rows[name].append(result)
+        if rank <= longest:
+            ranked[name].append(result)
         if entries is not None and name == ENTRY_PAGE:
             entries[result.value] = _entry_totals(result.totals.visits, result.totals.bounces, result.totals.duration)
     if entries is not None:  # every page of the panel: those that no visit entered on have none
-        entries = {row.value: entries.get(row.value, Totals()) for row in rows["event:page"][:pages]}
-    return [rows[prop.name][offset : offset + limit] for prop, _, offset, limit in asks], entries
+        entries = {row.value: entries.get(row.value, Totals()) for row in ranked["event:page"][:pages]}
+    return [ranked[prop.name][offset : offset + limit] for prop, _, offset, limit in asks], entries
 
 
 def _day_pair(day: str, column: str) -> str:
@@ -372,22 +406,19 @@ def _visit_value_sums(query: _Query) -> str:
 def _visit_breakdowns(query: _Query, props: Sequence[Property]) -> str:
     """breakdown_sql's rows of several visit properties with `property` in front, from one scan
     of the matching visits: a grouping set per property (measured on a filtered month at 10M:
-    11 properties in ~90 ms this way, ~230 ms in 11 statements)."""
-    names = [query.params.add(prop.name, "String") for prop in props]
-    last = len(props) - 1
-
-    def per_set(values: Sequence[str]) -> str:  # the value of the grouping set a row belongs to
-        if not last:
-            return values[0]
-        pairs = [f"grouping({prop.column}) = 0, {value}" for prop, value in zip(props[:last], values, strict=False)]
-        return f"multiIf({', '.join([*pairs, values[last]])})"
-
+    11 properties in ~85 ms this way, ~230 ms in 11 statements). A row's set is told by the
+    bitmask of grouping(): 0 for the set's own column, 1 for the others."""
+    columns = ", ".join(prop.column for prop in props)
+    masks = [(1 << len(props)) - 1 - (1 << (len(props) - 1 - number)) for number in range(len(props))]
+    which = f"indexOf({query.params.add(masks, 'Array(UInt64)')}, grouping({columns}))"
+    names = query.params.add([prop.name for prop in props], "Array(String)")
+    labels = ", ".join(f"toString({prop.column})" for prop in props)
     dropped = query.params.add([prop.name for prop in props if not prop.keep_empty], "Array(String)")
     sets = ", ".join(f"({prop.column})" for prop in props)
     return (
-        f"SELECT {per_set(names)} AS property, {per_set([f'toString({prop.column})' for prop in props])} AS label,"
-        f" {_visit_value_sums(query)} FROM sessions FINAL WHERE {query.visits_where()}"
-        f" GROUP BY GROUPING SETS ({sets}) HAVING NOT (has({dropped}, property) AND label = '')"
+        f"SELECT {names}[{which}] AS property, [{labels}][{which}] AS label, {_visit_value_sums(query)}"
+        f" FROM sessions FINAL WHERE {query.visits_where()} GROUP BY GROUPING SETS ({sets})"
+        f" HAVING NOT (has({dropped}, property) AND label = '')"
     )
 
 
@@ -536,36 +567,51 @@ class ClickHouseBackend:
         return [_breakdown_row(row) for row in query.run(_breakdown_statement(query, *ask))]
 
     def prefetch(
-        self, site: Site, period: Period, filters: Sequence[Filter], asks: Sequence[tuple[Property, str, int, int]]
+        self,
+        site: Site,
+        period: Period,
+        filters: Sequence[Filter],
+        asks: Sequence[tuple[Property, str, int, int]],
+        series: Sequence[tuple[Period, bool]] = (),
     ) -> None:
-        """The breakdowns a view is about to ask for ((prop, order, offset, limit) each), read in
-        one statement into the view's memo: a dashboard page asks for 13 panels, and each
-        statement has a fixed cost in the engine (docs/benchmarks.md). Distinct properties: one
-        grouped statement for all (_prefetch_grouped); else a UNION ALL of their statements."""
+        """The reads a view is about to make, in one statement into the view's memo: breakdowns
+        of distinct properties ((prop, order, offset, limit) each; a dashboard page has 13
+        panels) and series ((period, hourly) each, every metric: the headline's totals and the
+        chart, of the period and of the previous one). Each statement has a fixed cost in the
+        engine, and the branches of one run side by side (docs/benchmarks.md)."""
         memo = view_memo()
-        if memo is None or len(asks) < 2:
+        if memo is None or len(asks) + len(series) < 2:
             return
-        query = _Query(site, period, filters, rollups=True)
-        names = [ask[0].name for ask in asks]
-        if len(set(names)) == len(names):
-            found, entries = _prefetch_grouped(query, asks)
+        if len({ask[0].name for ask in asks}) != len(asks):
+            raise ValueError("prefetch: one ask per property")
+        params = _Params()  # one set for every branch
+        branches = []
+        if asks:
+            query = _Query(site, period, filters, rollups=True, params=params)
+            branches.append(
+                f"SELECT toUInt16(0) AS tag, property, label, toDate(0) AS day, toUInt8(0) AS hour,"
+                f" {', '.join(f'sum_{name}' for name in BREAKDOWN_SUMS)}, rank FROM ({_panels_statement(query, asks)})"
+            )
+        series = list(dict.fromkeys(series))
+        for tag, (series_period, hourly) in enumerate(series, start=1):
+            query = _Query(site, series_period, filters, rollups=True, params=params)
+            statement = _series_statement(query, ("visitors", "visits"), hourly)  # both parts: every metric
+            branches.append(
+                f"SELECT toUInt16({tag}), '', '', day, toUInt8(hour), toInt64(part), a, b, c,"
+                f" toInt64(0), toInt64(0), toInt64(0), toUInt64(0) FROM ({statement})"
+            )
+        rows: dict[int, list[tuple]] = defaultdict(list)
+        for tag, *row in _client().query(" UNION ALL ".join(branches), parameters=params.values).result_rows:
+            rows[tag].append(row)
+        if asks:
+            found, entries = _panels_found([(p, label, *sums) for p, label, _, _, *sums in rows[0]], asks)
+            for ask, panel in zip(asks, found, strict=True):
+                memo[_prefetch_key(site, period, filters, ask)] = panel
             if entries is not None:
                 memo[_entries_key(site, period, filters)] = entries
-        else:
-            # One _Query for every branch: the same site, period and filters, so the same parameters.
-            branches = [
-                f"SELECT toUInt16({number}) AS ask, * FROM ({_breakdown_statement(query, *ask)})"
-                for number, ask in enumerate(asks)
-            ]
-            found = [[] for _ in asks]
-            for number, *row in query.run(" UNION ALL ".join(branches)):
-                found[number].append(_breakdown_row(row))
-            for ask, rows in zip(asks, found, strict=True):
-                order = ask[1]
-                # The branches' rows come interleaved: each ask's in its own order again.
-                rows.sort(key=lambda r: (-getattr(r.totals, order), r.value))
-        for ask, rows in zip(asks, found, strict=True):
-            memo[_prefetch_key(site, period, filters, ask)] = rows
+        for tag, (series_period, hourly) in enumerate(series, start=1):
+            parts = [(part, day, hour, a, b, c) for _, _, day, hour, part, a, b, c, *_ in rows[tag]]
+            memo[_series_key(site, series_period, filters, hourly)] = _series_totals(parts, hourly)
 
     def entries(self, site: Site, period: Period, filters: Sequence[Filter], pages: Sequence[str]) -> dict[str, Totals]:
         """Visits, bounces and duration of the matching visits that entered on each of these pages."""
