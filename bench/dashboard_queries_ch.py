@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chdb-root", default=tempfile.gettempdir(), help="where the chdb directories are")
     parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument("--rollups", action="store_true", help="each size again with its complete days rolled up")
+    parser.add_argument(
+        "--rolled-only", action="store_true", help="only the rolled-up pass (views whose raw pass would take minutes)"
+    )
     parser.add_argument("--rollup-phase", default="raw", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
@@ -332,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     for events in [parse_size(s) for s in args.sizes.split(",") if s]:
         name = db_name(events)
         log(f"== {name}: {events:,} events; {uptime()} ==")
-        report["runs"].append(run_worker(name, events, args))
-        if args.rollups:  # the same data and views again, complete days rolled up (same run)
+        if not args.rolled_only:
+            report["runs"].append(run_worker(name, events, args))
+        if args.rollups or args.rolled_only:  # the same data and views again, complete days rolled up (same run)
             report["runs"].append(run_worker(name, events, args, "rolled"))
     report["seconds"] = time.monotonic() - started
     print()
