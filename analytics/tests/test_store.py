@@ -50,14 +50,14 @@ def test_connect_args() -> None:
         "secure": False,
         "autogenerate_session_id": False,
         "database": "fathom",
-        "settings": {"do_not_merge_across_partitions_select_final": 1},
+        "settings": store.READ_SETTINGS,
     }
     assert store.connect_args("clickhouse://ch.cloud:8443/db")["secure"] is True
     secure = store.connect_args("clickhouse://bob:x@ch.cloud/db?secure=true")
     assert (secure["secure"], secure["port"]) == (True, 8443)
     assert store.connect_args("chdb:///tmp/data") == {
         "dsn": "chdb:///tmp/data",
-        "settings": {"do_not_merge_across_partitions_select_final": 1},
+        "settings": store.READ_SETTINGS,
     }
 
 
@@ -65,6 +65,9 @@ def test_every_statement_merges_final_rows_within_their_partition(clickhouse_sto
     # The visit reads' FINAL relies on it for speed (store.READ_SETTINGS), in every statement.
     setting = "SELECT toUInt8(getSetting('do_not_merge_across_partitions_select_final'))"
     assert store.client().query(f"{setting} UNION ALL {setting}").result_rows == [(1,), (1,)]
+    # and grouping() means what the visit panels' grouping sets read it as (1: not grouped by it)
+    rows = "SELECT grouping(a, b) AS g FROM (SELECT 1 AS a, 2 AS b) GROUP BY GROUPING SETS ((a), (b)) ORDER BY g"
+    assert store.client().query(rows).result_rows == [(1,), (2,)]
 
 
 def test_one_client_per_url(clickhouse_store: Any, settings: Any) -> None:
