@@ -236,12 +236,11 @@ def page_spec() -> tuple[tuple[str, ...], Callable[[Any, str], Any], list[tuple[
 def view_parts(site: Any, period: Any, filters: str) -> list[tuple[str, Callable[[], Any]]]:
     """The selector calls of one dashboard page (report_data.build_report), one part each."""
     from dashboard import selectors
+    from dashboard.selectors.periods import compared_periods
 
     headline, previous_period, panels = page_spec()
     interval = period.default_interval
     previous = previous_period(period, interval)
-    from dashboard.selectors.periods import compared_periods
-
     current, compared = compared_periods(period)
     series = [(current, "date"), (compared, "date"), (period, interval), (previous, interval)]
     parts: list[tuple[str, Callable[[], Any]]] = [

@@ -64,6 +64,12 @@ _VISIT_SUMS = {
     "events": "sum(sign * sessions.events)",
 }
 
+# A breakdown's sums, per value (and local day): the columns of breakdown_sql and rollup_breakdowns.
+BREAKDOWN_SUMS = ("visitors", "visits", "bounces", "duration", "pageviews", "events", "value_cents")
+# BREAKDOWN_SUMS summed per value (outer statements over a UNION ALL of raw and rolled-up parts).
+_SUMMED = ", ".join(f"toInt64(sum({name})) AS sum_{name}" for name in BREAKDOWN_SUMS)
+_SUMMED_NAMES = ", ".join(f"sum_{name}" for name in BREAKDOWN_SUMS)
+
 # An event breakdown's sums per value, over its (value, local day) groups (_event_day_sums).
 _EVENT_VALUE_SUMS = (
     "toInt64(sum(v)) AS visitors, toInt64(sum(k)) AS visits, toInt64(0) AS bounces, toInt64(0) AS duration,"
@@ -319,9 +325,8 @@ def _breakdown_statement(query: _Query, prop: Property, order: str, offset: int,
     parts = [breakdown_sql(query, prop)] if query.raw else []
     if query.rollups:
         parts.append(_rolled_breakdown(query, prop))
-    sums = ", ".join(f"toInt64(sum({name})) AS sum_{name}" for name in BREAKDOWN_SUMS)
     return (
-        f"SELECT label, {sums} FROM ({' UNION ALL '.join(parts)}) GROUP BY label HAVING sum_visitors > 0"
+        f"SELECT label, {_SUMMED} FROM ({' UNION ALL '.join(parts)}) GROUP BY label HAVING sum_visitors > 0"
         f" ORDER BY sum_{order} DESC, label"
         f" LIMIT {query.params.add(limit, 'UInt64')} OFFSET {query.params.add(offset, 'UInt64')}"
     )
@@ -351,11 +356,10 @@ def _panels_statement(query: _Query, asks: Sequence[tuple[Property, str, int, in
         if pages
         else "[]"
     )
-    sums = ", ".join(f"toInt64(sum({name})) AS sum_{name}" for name in BREAKDOWN_SUMS)
     return (
-        f"SELECT property, label, {', '.join(f'sum_{name}' for name in BREAKDOWN_SUMS)}, rank"
+        f"SELECT property, label, {_SUMMED_NAMES}, rank"
         f" FROM (SELECT *, property = {entry} AND has({top_pages}, label) AS entered FROM ("
-        f"SELECT property, label, {sums}, row_number() OVER (PARTITION BY property"
+        f"SELECT property, label, {_SUMMED}, row_number() OVER (PARTITION BY property"
         f" ORDER BY if(has({by_visits}, property), sum_visits, sum_visitors) DESC, label) AS rank"
         f" FROM ({' UNION ALL '.join(parts)}) GROUP BY property, label HAVING sum_visitors > 0))"
         f" WHERE rank <= {longest} OR entered"
@@ -457,10 +461,6 @@ def _entry_totals(visits: int, bounces: int, duration: int) -> Totals:
     totals = Totals()
     totals.add({"visits": visits, "bounces": bounces, "duration": duration})
     return totals
-
-
-# A breakdown's sums, per value (and local day): the columns of breakdown_sql and rollup_breakdowns.
-BREAKDOWN_SUMS = ("visitors", "visits", "bounces", "duration", "pageviews", "events", "value_cents")
 
 
 def breakdown_sql(query: _Query, prop: Property, *, per_day: bool = False) -> str:
@@ -591,7 +591,7 @@ class ClickHouseBackend:
             query = _Query(site, period, filters, rollups=True, params=params)
             branches.append(
                 f"SELECT toUInt16(0) AS tag, property, label, toDate(0) AS day, toUInt8(0) AS hour,"
-                f" {', '.join(f'sum_{name}' for name in BREAKDOWN_SUMS)}, rank FROM ({_panels_statement(query, asks)})"
+                f" {_SUMMED_NAMES}, rank FROM ({_panels_statement(query, asks)})"
             )
         series = list(dict.fromkeys(series))
         for tag, (series_period, hourly) in enumerate(series, start=1):

@@ -31,13 +31,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zoneinfo
-from typing import Any
 
 from django.conf import settings
 
 from dashboard.selectors.backends.clickhouse import (
     _VISIT_SUMS,
     BREAKDOWN_SUMS,
+    _client,
     _Query,
     _zone_name,
     breakdown_sql,
@@ -48,17 +48,12 @@ from dashboard.selectors.properties import PROPERTIES
 from sites.models import Site
 
 REROLL_DAYS = 2
+TOTALS_COLUMNS = "site_id, day, hour, visitors, new_visitors, visits, bounces, duration, pageviews, events, version"
 CHUNK_DAYS = 31  # days per INSERT ... SELECT (bounds the server's memory on a large site)
 
 
 def grace() -> dt.timedelta:
     return dt.timedelta(minutes=settings.VISIT_TIMEOUT_MINUTES + 30)
-
-
-def _client() -> Any:
-    from analytics import store  # at call time: the store module reads settings, tests switch them
-
-    return store.client()
 
 
 def last_complete_day(tz: zoneinfo.ZoneInfo, now: dt.datetime | None = None) -> dt.date:
@@ -118,13 +113,12 @@ def _roll_days(site: Site, period: Period, version: int) -> None:
     client = _client()
     for prop in PROPERTIES.values():
         query = _Query(site, period, [])  # the raw tables only: rollups=False
-        site_p = query.params.add(site.pk, "UInt64")
         name_p = query.params.add(prop.name, "String")
         version_p = query.params.add(version, "UInt64")
         columns = ", ".join(BREAKDOWN_SUMS)
         client.command(
             f"INSERT INTO rollup_breakdowns (site_id, property, day, value, {columns}, version)"
-            f" SELECT {site_p}, {name_p}, day, label, {columns}, {version_p}"
+            f" SELECT {query.site}, {name_p}, day, label, {columns}, {version_p}"
             f" FROM ({breakdown_sql(query, prop, per_day=True)})",
             parameters=query.params.values,
         )
@@ -152,8 +146,7 @@ def _totals_sql(query: _Query, version: int) -> str:
         f" {zero}, {zero} FROM sessions WHERE {query.visits_where()} GROUP BY day, hour",
     )
     return (
-        "INSERT INTO rollup_totals (site_id, day, hour, visitors, new_visitors, visits, bounces, duration,"
-        " pageviews, events, version)"
+        f"INSERT INTO rollup_totals ({TOTALS_COLUMNS})"
         f" SELECT {query.site}, day, hour, sum(v), sum(nv), sum(vs), sum(bo), sum(du), sum(pv), sum(ev),"
         f" {query.params.add(version, 'UInt64')} FROM ({' UNION ALL '.join(branches)}) GROUP BY day, hour"
     )
@@ -173,8 +166,7 @@ def _zero_stale(site: Site, first: dt.date, last: dt.date, version: int) -> None
         parameters=params,
     )
     client.command(
-        "INSERT INTO rollup_totals (site_id, day, hour, visitors, new_visitors, visits, bounces, duration,"
-        " pageviews, events, version)"
+        f"INSERT INTO rollup_totals ({TOTALS_COLUMNS})"
         " SELECT site_id, day, hour, 0, 0, 0, 0, 0, 0, 0, {version:UInt64}"
         f" FROM rollup_totals FINAL WHERE {where}",
         parameters=params,
